@@ -1,0 +1,274 @@
+package topology
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The address plan. In every network host numbers 1 to 10 are reserved (.1 is
+// the bridge, which also serves DNS). Then each role, in file order, owns a
+// block of addresses: role i's node n gets host number
+// ReservedHosts + i*block + n. The block depends only on the subnet's size, so
+// changing one role's count never moves another node, and the same file gives
+// the same addresses on any machine.
+const ReservedHosts = 10
+
+// BlockSize is the number of addresses each role owns in a subnet: a twelfth
+// of the usable hosts, rounded down to tens when there are at least ten (20 in
+// a /24, 40 in a /23, 5460 in a /16).
+func BlockSize(p netip.Prefix) int {
+	hosts := 1 << (32 - p.Bits())
+	b := (hosts - ReservedHosts - 2) / MaxRoles
+	if b >= 10 {
+		b -= b % 10
+	}
+	return b
+}
+
+func (t *Topology) blockSize() int {
+	min := 0
+	for _, n := range t.Networks {
+		p := netip.MustParsePrefix("10.0.0.0/24")
+		if n.Subnet != "" {
+			var err error
+			if p, err = ParseSubnet(n.Subnet); err != nil {
+				continue
+			}
+		}
+		if b := BlockSize(p); min == 0 || b < min {
+			min = b
+		}
+	}
+	return min
+}
+
+// AutoSubnet is the first subnet tried for a network that names none: a /24
+// in 10.200.0.0-10.249.255.0 derived from the lab and network names. Which one
+// is really used is decided when the network is created (it must not overlap
+// the host's routes or another lab) and then kept in the lab's state.
+func AutoSubnet(lab, network string, attempt int) netip.Prefix {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%s", lab, network)
+	v := (h.Sum32() + uint32(attempt)*7919) % (50 * 256)
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + v/256), byte(v % 256), 0}), 24)
+}
+
+// Lab is a topology expanded into concrete networks and nodes.
+type Lab struct {
+	Name     string
+	Topology *Topology
+	Networks []Net
+	Nodes    []Node
+}
+
+// Net is a lab network with its bridge and subnet decided.
+type Net struct {
+	Name    string       `json:"name"`
+	Bridge  string       `json:"bridge"`
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"address"` // the bridge's address, .1; not a default route for nodes
+	Domain  string       `json:"domain"`
+	Auto    bool         `json:"auto,omitempty"` // the subnet was chosen, not written
+}
+
+// Node is one machine of the lab.
+type Node struct {
+	Name       string      `json:"name"`
+	Role       string      `json:"role"`
+	Index      int         `json:"index"` // 1-based within its role
+	Provider   string      `json:"provider"`
+	Image      string      `json:"image"`
+	Packages   []string    `json:"packages,omitempty"` // sorted, defaults included
+	CPUs       int         `json:"cpus"`
+	Memory     int64       `json:"memory"`
+	Accel      string      `json:"accel,omitempty"`
+	Interfaces []Interface `json:"interfaces"`
+
+	Spec *Role `json:"-"`
+}
+
+// Interface is a node's address on one lab network.
+type Interface struct {
+	Network string       `json:"network"`
+	Bridge  string       `json:"bridge"`
+	Addr    netip.Addr   `json:"address"`
+	Subnet  netip.Prefix `json:"subnet"`
+}
+
+// IP is the node's address on its first network.
+func (n Node) IP() netip.Addr {
+	if len(n.Interfaces) == 0 {
+		return netip.Addr{}
+	}
+	return n.Interfaces[0].Addr
+}
+
+// BridgeName is the Linux bridge of a lab's i-th network.
+func BridgeName(lab string, i int) string { return fmt.Sprintf("lab-%s-%d", lab, i) }
+
+// NodeName is a node's name within the lab.
+func NodeName(role string, index int) string { return fmt.Sprintf("%s%d", role, index) }
+
+// Expand turns a validated topology into networks and nodes. subnets holds
+// the subnets already chosen for networks that name none (from the lab's
+// state); others get their first AutoSubnet candidate.
+func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
+	lab := &Lab{Name: t.Name, Topology: t}
+	byName := map[string]Net{}
+	for i, n := range t.Networks {
+		var pfx netip.Prefix
+		auto := false
+		if n.Subnet != "" {
+			var err error
+			if pfx, err = ParseSubnet(n.Subnet); err != nil {
+				return nil, err
+			}
+		} else if s, ok := subnets[n.Name]; ok {
+			pfx, auto = s, true
+		} else {
+			pfx, auto = AutoSubnet(t.Name, n.Name, 0), true
+		}
+		net := Net{
+			Name:    n.Name,
+			Bridge:  BridgeName(t.Name, i),
+			Subnet:  pfx,
+			Gateway: pfx.Addr().Next(),
+			Domain:  n.Domain,
+			Auto:    auto,
+		}
+		lab.Networks = append(lab.Networks, net)
+		byName[n.Name] = net
+	}
+	for ri := range t.Nodes {
+		r := &t.Nodes[ri]
+		mem, err := ParseSize(r.Memory)
+		if err != nil {
+			return nil, err
+		}
+		pkgs := mergePackages(t.Defaults.Packages, r.Packages)
+		for idx := 1; idx <= r.CountOf(); idx++ {
+			n := Node{
+				Name:     NodeName(r.Role, idx),
+				Role:     r.Role,
+				Index:    idx,
+				Provider: r.Provider,
+				Image:    r.Image,
+				Packages: pkgs,
+				CPUs:     r.CPUs,
+				Memory:   mem,
+				Accel:    r.Accel,
+				Spec:     r,
+			}
+			for _, nn := range r.Networks {
+				net := byName[nn]
+				block := BlockSize(net.Subnet)
+				if idx > block {
+					return nil, fmt.Errorf("role %s: node %d does not fit the block of %d addresses in %s", r.Role, idx, block, net.Subnet)
+				}
+				host := ReservedHosts + ri*block + idx
+				n.Interfaces = append(n.Interfaces, Interface{
+					Network: nn, Bridge: net.Bridge, Subnet: net.Subnet,
+					Addr: hostAddr(net.Subnet, host),
+				})
+			}
+			lab.Nodes = append(lab.Nodes, n)
+		}
+	}
+	return lab, nil
+}
+
+func hostAddr(p netip.Prefix, host int) netip.Addr {
+	b := p.Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += uint32(host)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func mergePackages(a, b []string) []string {
+	set := map[string]bool{}
+	for _, p := range a {
+		set[p] = true
+	}
+	for _, p := range b {
+		set[p] = true
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Node returns the node with that name, or nil.
+func (l *Lab) Node(name string) *Node {
+	for i := range l.Nodes {
+		if l.Nodes[i].Name == name {
+			return &l.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// RoleNodes returns the nodes of a role in index order.
+func (l *Lab) RoleNodes(role string) []Node {
+	var out []Node
+	for _, n := range l.Nodes {
+		if n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Network returns the network with that name, or nil.
+func (l *Lab) Network(name string) *Net {
+	for i := range l.Networks {
+		if l.Networks[i].Name == name {
+			return &l.Networks[i]
+		}
+	}
+	return nil
+}
+
+// FQDN is a node's DNS name on its first network.
+func (l *Lab) FQDN(n Node) string {
+	if len(n.Interfaces) == 0 {
+		return n.Name
+	}
+	if net := l.Network(n.Interfaces[0].Network); net != nil && net.Domain != "" {
+		return n.Name + "." + net.Domain
+	}
+	return n.Name
+}
+
+// Timeouts returns the boot and health timeouts (validated by Load).
+func (t *Topology) Timeouts() (boot, health time.Duration) {
+	boot, _ = time.ParseDuration(t.Defaults.BootTimeout)
+	health, _ = time.ParseDuration(t.Defaults.HealthTimeout)
+	return boot, health
+}
+
+// Hosts renders /etc/hosts lines for every node of the lab.
+func (l *Lab) Hosts() string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, n := range l.Nodes {
+		for i, ifc := range n.Interfaces {
+			net := l.Network(ifc.Network)
+			names := []string{}
+			if net != nil && net.Domain != "" {
+				names = append(names, n.Name+"."+net.Domain)
+			}
+			if i == 0 {
+				names = append(names, n.Name)
+			}
+			fmt.Fprintf(&b, "%s\t%s\n", ifc.Addr, strings.Join(names, " "))
+		}
+	}
+	return b.String()
+}

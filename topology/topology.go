@@ -1,0 +1,274 @@
+// Package topology owns the lab file format: decoding with field paths and
+// lines, defaults, validation, and expansion of roles into nodes with fixed
+// names and addresses. It never touches the machine beyond reading the files
+// the topology names.
+package topology
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Topology is a lab file as written, with defaults applied by Load.
+type Topology struct {
+	Name     string    `yaml:"name"`
+	Defaults Defaults  `yaml:"defaults"`
+	Networks []Network `yaml:"networks"`
+	Nodes    []Role    `yaml:"nodes"`
+
+	// File is the path the topology was read from; Dir is its folder, which
+	// script and file paths are relative to.
+	File string `yaml:"-"`
+	Dir  string `yaml:"-"`
+
+	lines map[string]int
+}
+
+// Defaults apply to every role that does not say otherwise.
+type Defaults struct {
+	Provider      string   `yaml:"provider"`
+	Image         string   `yaml:"image"`
+	CPUs          int      `yaml:"cpus"`
+	Memory        string   `yaml:"memory"`
+	Packages      []string `yaml:"packages"`
+	BootTimeout   string   `yaml:"boot_timeout"`
+	HealthTimeout string   `yaml:"health_timeout"`
+	Accel         string   `yaml:"accel"`
+}
+
+// Network is one lab network: a bridge with a subnet and a DNS domain.
+type Network struct {
+	Name   string `yaml:"name"`
+	Subnet string `yaml:"subnet"`
+	Domain string `yaml:"domain"`
+}
+
+// Role is a group of identical nodes: role pg with count 2 gives pg1 and pg2.
+type Role struct {
+	Role      string   `yaml:"role"`
+	Count     *int     `yaml:"count"`
+	Provider  string   `yaml:"provider"`
+	Image     string   `yaml:"image"`
+	CPUs      int      `yaml:"cpus"`
+	Memory    string   `yaml:"memory"`
+	Accel     string   `yaml:"accel"`
+	Packages  []string `yaml:"packages"`
+	Networks  []string `yaml:"networks"`
+	After     []string `yaml:"after"`
+	Provision []Step   `yaml:"provision"`
+	Health    []Check  `yaml:"health"`
+	Ports     []string `yaml:"ports"`
+}
+
+// Step is one provisioning step: exactly one of Shell, Inline or File.
+type Step struct {
+	Shell  string            `yaml:"shell"`
+	Inline string            `yaml:"inline"`
+	File   *FileStep         `yaml:"file"`
+	Env    map[string]string `yaml:"env"`
+	Run    string            `yaml:"run"`
+}
+
+// FileStep copies a file or folder from the host into the node.
+type FileStep struct {
+	Src   string `yaml:"src"`
+	Dst   string `yaml:"dst"`
+	Owner string `yaml:"owner"`
+	Mode  string `yaml:"mode"`
+}
+
+// Check is one health check, run inside the node: exactly one of Command,
+// TCP or HTTP.
+type Check struct {
+	Command string `yaml:"command"`
+	TCP     int    `yaml:"tcp"`
+	HTTP    string `yaml:"http"`
+	Status  int    `yaml:"status"`
+}
+
+// Step kinds.
+const (
+	RunChanged = "changed" // default: run when the step's inputs changed or never succeeded
+	RunAlways  = "always"
+)
+
+// CountOf returns a role's node count.
+func (r *Role) CountOf() int {
+	if r.Count == nil {
+		return 1
+	}
+	return *r.Count
+}
+
+// Line returns the line a field path was found at, or 0.
+func (t *Topology) Line(path string) int { return t.lines[path] }
+
+// Load reads, decodes, defaults and validates a topology file.
+func Load(path string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{File: path, List: []FieldError{{File: path, Msg: readErr(err)}}}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path, filepath.Dir(abs))
+}
+
+func readErr(err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return "no such file (give another with -f FILE or LAB_FILE)"
+	}
+	return err.Error()
+}
+
+// Parse decodes, defaults and validates topology bytes. name is used in error
+// messages; dir is where relative script and file paths are looked up.
+func Parse(data []byte, name, dir string) (*Topology, error) {
+	errs := &Errors{File: name}
+	t := &Topology{File: name, Dir: dir, lines: map[string]int{}}
+
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		errs.add("", 0, yamlSyntax(err))
+		return nil, errs
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		errs.add("", extra.Line, "more than one YAML document; a lab file holds one")
+		return nil, errs
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		line := 0
+		if len(doc.Content) > 0 {
+			line = doc.Content[0].Line
+		}
+		errs.add("", line, "the file must be a mapping with at least name and nodes")
+		return nil, errs
+	}
+	d := &decoder{lines: t.lines, errs: errs}
+	d.decode(&doc, "", reflect.ValueOf(t).Elem())
+	if err := errs.orNil(); err != nil {
+		return nil, err
+	}
+	t.applyDefaults()
+	t.validate(errs)
+	if err := errs.orNil(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// yamlSyntax turns yaml.v3's "yaml: line 3: ..." into "line 3: ...".
+func yamlSyntax(err error) string {
+	msg := err.Error()
+	if len(msg) > 6 && msg[:6] == "yaml: " {
+		msg = msg[6:]
+	}
+	return "YAML syntax: " + msg
+}
+
+// Built-in defaults, applied where the file says nothing.
+const (
+	DefaultProvider      = "lxc"
+	DefaultImage         = "debian/bookworm"
+	DefaultCPUs          = 1
+	DefaultMemory        = "512M"
+	DefaultNetwork       = "lan"
+	DefaultBootTimeout   = "90s"
+	DefaultHealthTimeout = "120s"
+)
+
+func (t *Topology) applyDefaults() {
+	d := &t.Defaults
+	if d.Provider == "" {
+		d.Provider = DefaultProvider
+	}
+	if d.Image == "" {
+		d.Image = DefaultImage
+	}
+	if d.CPUs == 0 {
+		d.CPUs = DefaultCPUs
+	}
+	if d.Memory == "" {
+		d.Memory = DefaultMemory
+	}
+	if d.BootTimeout == "" {
+		d.BootTimeout = DefaultBootTimeout
+	}
+	if d.HealthTimeout == "" {
+		d.HealthTimeout = DefaultHealthTimeout
+	}
+	if len(t.Networks) == 0 {
+		t.Networks = []Network{{Name: DefaultNetwork}}
+	}
+	for i := range t.Networks {
+		n := &t.Networks[i]
+		if n.Domain == "" && t.Name != "" {
+			n.Domain = t.Name + ".lab"
+		}
+	}
+	for i := range t.Nodes {
+		r := &t.Nodes[i]
+		if r.Provider == "" {
+			r.Provider = d.Provider
+		}
+		if r.Image == "" {
+			r.Image = d.Image
+		}
+		if r.CPUs == 0 {
+			r.CPUs = d.CPUs
+		}
+		if r.Memory == "" {
+			r.Memory = d.Memory
+		}
+		if r.Accel == "" {
+			r.Accel = d.Accel
+		}
+		if len(r.Networks) == 0 {
+			r.Networks = []string{t.Networks[0].Name}
+		}
+		for j := range r.Provision {
+			if r.Provision[j].Run == "" {
+				r.Provision[j].Run = RunChanged
+			}
+		}
+		for j := range r.Health {
+			if r.Health[j].HTTP != "" && r.Health[j].Status == 0 {
+				r.Health[j].Status = 200
+			}
+		}
+	}
+}
+
+// RoleByName returns the role with that name, or nil.
+func (t *Topology) RoleByName(name string) *Role {
+	for i := range t.Nodes {
+		if t.Nodes[i].Role == name {
+			return &t.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Path resolves a path written in the topology against its folder.
+func (t *Topology) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(t.Dir, p)
+}
+
+// Sprint is a helper for messages that name a role field.
+func rolePath(i int, field string) string {
+	return fmt.Sprintf("nodes[%d].%s", i, field)
+}

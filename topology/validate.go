@@ -1,0 +1,503 @@
+package topology
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Providers are the backends a topology may name.
+var Providers = []string{"lxc", "libvirt"}
+
+// Limits that follow from Linux and from the address plan.
+const (
+	// MaxNameLen keeps bridge names (lab-NAME-N) within the 15 characters
+	// of a Linux interface name.
+	MaxNameLen     = 9
+	MaxNetworks    = 10
+	MaxRoles       = 12
+	MaxRoleNameLen = 24
+	MinPrefixBits  = 16
+	MaxPrefixBits  = 27
+)
+
+var (
+	nameRe    = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	roleRe    = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z])?$`)
+	imageRe   = regexp.MustCompile(`^debian/[a-z]+$`)
+	pkgRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	envKeyRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	domainRe  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	modeRe    = regexp.MustCompile(`^0?[0-7]{3,4}$`)
+	ownerRe   = regexp.MustCompile(`^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$`)
+	accelVals = []string{"", "kvm", "tcg"}
+)
+
+func (t *Topology) validate(errs *Errors) {
+	at := func(path, format string, args ...any) {
+		errs.add(path, t.lines[path], fmt.Sprintf(format, args...))
+	}
+
+	switch {
+	case t.Name == "":
+		at("name", "required: a short lab name (lowercase letters, digits, '-')")
+	case !nameRe.MatchString(t.Name):
+		at("name", "%q: use lowercase letters, digits and '-', starting with a letter", t.Name)
+	case len(t.Name) > MaxNameLen:
+		at("name", "%q is %d characters; at most %d fit a Linux bridge name (lab-NAME-N, 15 characters)", t.Name, len(t.Name), MaxNameLen)
+	}
+
+	d := t.Defaults
+	checkProvider(at, "defaults.provider", d.Provider)
+	checkImage(at, "defaults.image", d.Image)
+	checkCPUs(at, "defaults.cpus", d.CPUs)
+	checkMemory(at, "defaults.memory", d.Memory)
+	checkPackages(at, "defaults.packages", d.Packages)
+	checkDuration(at, "defaults.boot_timeout", d.BootTimeout)
+	checkDuration(at, "defaults.health_timeout", d.HealthTimeout)
+	checkAccel(at, "defaults.accel", d.Accel)
+
+	t.validateNetworks(at)
+	t.validateRoles(at)
+}
+
+type reporter func(path, format string, args ...any)
+
+func checkProvider(at reporter, path, p string) {
+	for _, k := range Providers {
+		if p == k {
+			return
+		}
+	}
+	at(path, "unknown provider %q (known: %s)", p, strings.Join(Providers, ", "))
+}
+
+func checkImage(at reporter, path, img string) {
+	if !imageRe.MatchString(img) {
+		at(path, "%q: want debian/SUITE, such as debian/bookworm", img)
+	}
+}
+
+func checkCPUs(at reporter, path string, n int) {
+	if n < 1 || n > 256 {
+		at(path, "%d: want 1 to 256", n)
+	}
+}
+
+func checkMemory(at reporter, path, m string) {
+	b, err := ParseSize(m)
+	if err != nil {
+		at(path, "%v", err)
+		return
+	}
+	if b < 64<<20 {
+		at(path, "%q is less than 64M, too little for a node with systemd", m)
+	}
+}
+
+func checkPackages(at reporter, path string, pkgs []string) {
+	seen := map[string]bool{}
+	for i, p := range pkgs {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		if !pkgRe.MatchString(p) {
+			at(ip, "%q is not a Debian package name", p)
+		}
+		if seen[p] {
+			at(ip, "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func checkDuration(at reporter, path, s string) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		at(path, "%q: want a duration such as 90s or 2m", s)
+	}
+}
+
+func checkAccel(at reporter, path, a string) {
+	for _, v := range accelVals {
+		if a == v {
+			return
+		}
+	}
+	at(path, "%q: want kvm or tcg", a)
+}
+
+// ParseSize reads sizes such as 512M, 1G, 1.5G, 256MiB or 1073741824.
+func ParseSize(s string) (int64, error) {
+	in := strings.TrimSpace(s)
+	u := strings.ToUpper(in)
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "B"), "I")
+	mult := int64(1)
+	if u != "" {
+		switch u[len(u)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			u = u[:len(u)-1]
+		}
+	}
+	f, err := strconv.ParseFloat(u, 64)
+	if err != nil || f <= 0 {
+		return 0, fmt.Errorf("%q: want a size such as 512M or 2G", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func (t *Topology) validateNetworks(at reporter) {
+	if len(t.Networks) > MaxNetworks {
+		at("networks", "%d networks; at most %d", len(t.Networks), MaxNetworks)
+	}
+	names := map[string]bool{}
+	var prefixes []netip.Prefix
+	var prefixPaths []string
+	for i, n := range t.Networks {
+		p := fmt.Sprintf("networks[%d]", i)
+		switch {
+		case n.Name == "":
+			at(p+".name", "required")
+		case !nameRe.MatchString(n.Name):
+			at(p+".name", "%q: use lowercase letters, digits and '-'", n.Name)
+		case names[n.Name]:
+			at(p+".name", "network %q is defined twice", n.Name)
+		}
+		names[n.Name] = true
+		if n.Subnet != "" {
+			pfx, err := ParseSubnet(n.Subnet)
+			if err != nil {
+				at(p+".subnet", "%v", err)
+			} else {
+				for j, other := range prefixes {
+					if other.Overlaps(pfx) {
+						at(p+".subnet", "%s overlaps %s (%s)", pfx, other, prefixPaths[j])
+					}
+				}
+				prefixes = append(prefixes, pfx)
+				prefixPaths = append(prefixPaths, p+".subnet")
+			}
+		}
+		if n.Domain != "" && (!domainRe.MatchString(n.Domain) || len(n.Domain) > 200) {
+			at(p+".domain", "%q is not a DNS domain", n.Domain)
+		}
+	}
+}
+
+// ParseSubnet checks that s is a private IPv4 subnet that fits the address
+// plan. Only private ranges are accepted: a lab bridge on a public range would
+// capture traffic meant for real machines.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return pfx, fmt.Errorf("%q: want an IPv4 subnet such as 10.80.0.0/24", s)
+	}
+	if !pfx.Addr().Is4() {
+		return pfx, fmt.Errorf("%q: only IPv4 subnets are supported", s)
+	}
+	if pfx.Masked() != pfx {
+		return pfx, fmt.Errorf("%q has host bits set; did you mean %s?", s, pfx.Masked())
+	}
+	if !pfx.Addr().IsPrivate() {
+		return pfx, fmt.Errorf("%q is not a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)", s)
+	}
+	if pfx.Bits() < MinPrefixBits || pfx.Bits() > MaxPrefixBits {
+		return pfx, fmt.Errorf("%q: want a prefix length from /%d to /%d", s, MinPrefixBits, MaxPrefixBits)
+	}
+	return pfx, nil
+}
+
+func (t *Topology) validateRoles(at reporter) {
+	if len(t.Nodes) == 0 {
+		at("nodes", "required: at least one role")
+		return
+	}
+	if len(t.Nodes) > MaxRoles {
+		at("nodes", "%d roles; at most %d (each role owns a block of addresses)", len(t.Nodes), MaxRoles)
+	}
+	roles := map[string]int{}
+	for i, r := range t.Nodes {
+		p := rolePath(i, "role")
+		switch {
+		case r.Role == "":
+			at(p, "required: the role's name, such as pg or nginx")
+			continue
+		case !roleRe.MatchString(r.Role):
+			at(p, "%q: use lowercase letters, digits and '-', starting and ending with a letter (nodes are named ROLE1, ROLE2, …)", r.Role)
+		case len(r.Role) > MaxRoleNameLen:
+			at(p, "%q is longer than %d characters", r.Role, MaxRoleNameLen)
+		}
+		if j, dup := roles[r.Role]; dup {
+			at(p, "role %q is already defined at nodes[%d]", r.Role, j)
+			continue
+		}
+		roles[r.Role] = i
+	}
+	netNames := map[string]bool{}
+	for _, n := range t.Networks {
+		netNames[n.Name] = true
+	}
+	hostPorts := map[int]string{}
+	for i := range t.Nodes {
+		r := &t.Nodes[i]
+		rp := func(f string) string { return rolePath(i, f) }
+		if r.Count != nil && *r.Count < 0 {
+			at(rp("count"), "%d: a count cannot be below 0", *r.Count)
+		} else if max := t.blockSize(); r.CountOf() > max && max > 0 {
+			at(rp("count"), "%d nodes do not fit: each role has a block of %d addresses in this subnet; use a larger subnet", r.CountOf(), max)
+		}
+		checkProvider(at, rp("provider"), r.Provider)
+		checkImage(at, rp("image"), r.Image)
+		checkCPUs(at, rp("cpus"), r.CPUs)
+		checkMemory(at, rp("memory"), r.Memory)
+		checkAccel(at, rp("accel"), r.Accel)
+		checkPackages(at, rp("packages"), r.Packages)
+		for j, n := range r.Networks {
+			if !netNames[n] {
+				at(fmt.Sprintf("%s[%d]", rp("networks"), j), "unknown network %q", n)
+			}
+		}
+		seenAfter := map[string]bool{}
+		for j, a := range r.After {
+			ap := fmt.Sprintf("%s[%d]", rp("after"), j)
+			switch _, ok := roles[a]; {
+			case !ok:
+				at(ap, "unknown role %q%s", a, didYouMean(a, keys(roles)))
+			case a == r.Role:
+				at(ap, "a role cannot come after itself")
+			case seenAfter[a]:
+				at(ap, "%q is listed twice", a)
+			}
+			seenAfter[a] = true
+		}
+		for j, s := range r.Provision {
+			t.validateStep(at, fmt.Sprintf("%s[%d]", rp("provision"), j), s)
+		}
+		for j, c := range r.Health {
+			validateCheck(at, fmt.Sprintf("%s[%d]", rp("health"), j), c)
+		}
+		for j, ps := range r.Ports {
+			pp := fmt.Sprintf("%s[%d]", rp("ports"), j)
+			pf, err := ParsePort(ps)
+			if err != nil {
+				at(pp, "%v", err)
+				continue
+			}
+			if other, dup := hostPorts[pf.HostPort]; dup {
+				at(pp, "host port %d is already forwarded by %s", pf.HostPort, other)
+			}
+			hostPorts[pf.HostPort] = pp
+		}
+	}
+	if cyc := t.afterCycle(); cyc != nil {
+		i := roles[cyc[0]]
+		at(rolePath(i, "after"), "cycle: %s", strings.Join(cyc, " → "))
+	}
+}
+
+func keys(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func didYouMean(s string, known []string) string {
+	if m := suggest(s, known); m != "" {
+		return fmt.Sprintf(" (did you mean %q?)", m)
+	}
+	if len(known) > 0 {
+		return fmt.Sprintf(" (roles: %s)", strings.Join(known, ", "))
+	}
+	return ""
+}
+
+func (t *Topology) validateStep(at reporter, p string, s Step) {
+	kinds := 0
+	if s.Shell != "" {
+		kinds++
+	}
+	if s.Inline != "" {
+		kinds++
+	}
+	if s.File != nil {
+		kinds++
+	}
+	if kinds != 1 {
+		at(p, "want exactly one of shell, inline or file")
+		return
+	}
+	if s.Run != RunChanged && s.Run != RunAlways {
+		at(p+".run", "%q: want %q or %q", s.Run, RunChanged, RunAlways)
+	}
+	for k := range s.Env {
+		if !envKeyRe.MatchString(k) {
+			at(p+".env."+k, "%q is not an environment variable name", k)
+		}
+	}
+	if s.Shell != "" {
+		checkRegularFile(at, p+".shell", t.Path(s.Shell), s.Shell)
+	}
+	if f := s.File; f != nil {
+		if len(s.Env) > 0 {
+			at(p+".env", "env applies to shell and inline steps only")
+		}
+		if f.Src == "" {
+			at(p+".file.src", "required: the file or folder to copy, relative to the lab file")
+		} else if _, err := os.Stat(t.Path(f.Src)); err != nil {
+			at(p+".file.src", "%q: %s", f.Src, statErr(err))
+		}
+		if !strings.HasPrefix(f.Dst, "/") {
+			at(p+".file.dst", "%q: want an absolute path in the node", f.Dst)
+		}
+		if f.Mode != "" && !modeRe.MatchString(f.Mode) {
+			at(p+".file.mode", "%q: want an octal mode such as 0644", f.Mode)
+		}
+		if f.Owner != "" && !ownerRe.MatchString(f.Owner) {
+			at(p+".file.owner", "%q: want USER or USER:GROUP", f.Owner)
+		}
+	}
+}
+
+func checkRegularFile(at reporter, path, full, written string) {
+	fi, err := os.Stat(full)
+	if err != nil {
+		at(path, "%q: %s", written, statErr(err))
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		at(path, "%q is not a regular file", written)
+	}
+}
+
+func statErr(err error) string {
+	if os.IsNotExist(err) {
+		return "no such file (paths are relative to the lab file)"
+	}
+	return err.Error()
+}
+
+func validateCheck(at reporter, p string, c Check) {
+	kinds := 0
+	if c.Command != "" {
+		kinds++
+	}
+	if c.TCP != 0 {
+		kinds++
+	}
+	if c.HTTP != "" {
+		kinds++
+	}
+	if kinds != 1 {
+		at(p, "want exactly one of command, tcp or http")
+		return
+	}
+	if c.TCP != 0 && (c.TCP < 1 || c.TCP > 65535) {
+		at(p+".tcp", "%d: want a port from 1 to 65535", c.TCP)
+	}
+	if c.HTTP != "" {
+		u, err := url.Parse(c.HTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			at(p+".http", "%q: want a URL such as http://localhost/", c.HTTP)
+		}
+	}
+	if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
+		at(p+".status", "%d: want an HTTP status from 100 to 599", c.Status)
+	}
+	if c.Status != 0 && c.HTTP == "" {
+		at(p+".status", "status goes with http")
+	}
+}
+
+// Port is a forward from a host port to a port in a node.
+type Port struct {
+	HostIP   string
+	HostPort int
+	NodePort int
+}
+
+// ParsePort reads "8080:80" or "127.0.0.1:8080:80".
+func ParsePort(s string) (Port, error) {
+	parts := strings.Split(s, ":")
+	pf := Port{HostIP: "127.0.0.1"}
+	switch len(parts) {
+	case 2:
+	case 3:
+		ip, err := netip.ParseAddr(parts[0])
+		if err != nil || !ip.IsLoopback() {
+			return pf, fmt.Errorf("%q: the host address must be a loopback address such as 127.0.0.1", s)
+		}
+		pf.HostIP = parts[0]
+		parts = parts[1:]
+	default:
+		return pf, fmt.Errorf("%q: want HOSTPORT:NODEPORT such as 8080:80", s)
+	}
+	hp, err1 := strconv.Atoi(parts[0])
+	np, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || np < 1 || np > 65535 {
+		return pf, fmt.Errorf("%q: want HOSTPORT:NODEPORT with ports from 1 to 65535", s)
+	}
+	pf.HostPort, pf.NodePort = hp, np
+	return pf, nil
+}
+
+// afterCycle returns a cycle in the roles' after graph, or nil.
+func (t *Topology) afterCycle() []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(string) bool
+	visit = func(name string) bool {
+		color[name] = grey
+		stack = append(stack, name)
+		if r := t.RoleByName(name); r != nil {
+			for _, a := range r.After {
+				if t.RoleByName(a) == nil || a == name {
+					continue
+				}
+				switch color[a] {
+				case grey:
+					for i, s := range stack {
+						if s == a {
+							found = append(append([]string{}, stack[i:]...), a)
+						}
+					}
+					return true
+				case white:
+					if visit(a) {
+						return true
+					}
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[name] = black
+		return false
+	}
+	for _, r := range t.Nodes {
+		if color[r.Role] == white && visit(r.Role) {
+			return found
+		}
+	}
+	return nil
+}
