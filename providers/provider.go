@@ -1,0 +1,131 @@
+// Package providers defines what a backend (LXC, libvirt) does for lab: one
+// small interface, and a registry by name. Providers know machines, bridges
+// and images; they know nothing of roles or provisioning scripts.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"sort"
+	"sync"
+)
+
+// Node is what a provider needs to know about one machine.
+type Node struct {
+	Lab        string      // lab name
+	Name       string      // node name, also its hostname (pg1)
+	ID         string      // the provider's name for it (todomvc-pg1)
+	CPUs       int         // CPU limit
+	Memory     int64       // memory limit, bytes
+	Interfaces []Interface // in order: eth0, eth1, …
+	Image      Image
+	Accel      string // libvirt: kvm or tcg ("" = detect)
+}
+
+// Interface is one network interface of a node.
+type Interface struct {
+	Bridge string
+	Addr   netip.Prefix // address with the subnet's length, such as 10.80.0.11/24
+}
+
+// Image is a built, cached root filesystem a node starts from.
+type Image struct {
+	Key    string // content key (hash of suite, mirror and packages)
+	RootFS string // folder with the root filesystem
+}
+
+// State is a node's state as the provider sees it.
+type State string
+
+const (
+	Absent  State = "absent"
+	Stopped State = "stopped"
+	Running State = "running"
+	Unknown State = "unknown"
+)
+
+// ExecIO connects a command run in a node.
+type ExecIO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Env    []string // KEY=VALUE added to a clean environment
+	Dir    string   // working directory, default /
+}
+
+// Provider is one backend.
+type Provider interface {
+	Name() string
+	// Create makes the node from its image, stopped. It is safe to call on a
+	// node that was partly created before.
+	Create(ctx context.Context, n Node) error
+	// Start boots the node and returns when its init reports the system up
+	// (systemd running or degraded), or ctx ends.
+	Start(ctx context.Context, n Node) error
+	// Stop shuts the node down and keeps it.
+	Stop(ctx context.Context, n Node) error
+	// Destroy removes the node and everything the provider made for it. It
+	// succeeds on a node that does not exist.
+	Destroy(ctx context.Context, n Node) error
+	State(ctx context.Context, n Node) (State, error)
+	// Exec runs cmd in the node and returns its exit code. err is for
+	// failures to run it at all.
+	Exec(ctx context.Context, n Node, cmd []string, eio ExecIO) (int, error)
+	// CopyIn writes src to the path dst in the node, creating parent folders.
+	CopyIn(ctx context.Context, n Node, src io.Reader, dst string, mode fs.FileMode) error
+	// Shell opens an interactive shell in the node on the caller's terminal.
+	Shell(ctx context.Context, n Node, cmd []string) error
+}
+
+// ErrNotImplemented is returned by operations a provider cannot do yet.
+var ErrNotImplemented = errors.New("not implemented yet")
+
+// Factory makes a provider from the user's settings.
+type Factory func(cfg Config) (Provider, error)
+
+// Config is what providers may read from the user's configuration.
+type Config struct {
+	LXCPath    string // where LXC keeps containers (/var/lib/lxc)
+	StateDir   string // the lab's .lab folder
+	Accel      string // libvirt: force kvm or tcg
+	LibvirtURI string
+}
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a provider available by name; backends call it from init.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	factories[name] = f
+}
+
+// New returns the provider registered under name.
+func New(name string, cfg Config) (Provider, error) {
+	mu.Lock()
+	f, ok := factories[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("provider %q is not available in this build (have: %v)", name, Names())
+	}
+	return f(cfg)
+}
+
+// Names lists the registered providers.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []string
+	for k := range factories {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,261 @@
+// Package state keeps what lab has made for one lab in .lab/ beside the lab
+// file (like .vagrant/): networks, nodes with their provider ids and
+// addresses, and provisioning records. It is written atomically after every
+// step, and a lock keeps two commands from changing one lab at once.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Version is the state file's schema version.
+const Version = 1
+
+// State is the content of .lab/state.json.
+type State struct {
+	Version  int                 `json:"version"`
+	Lab      string              `json:"lab"`
+	File     string              `json:"file"`
+	Networks map[string]*Network `json:"networks"`
+	Nodes    map[string]*Node    `json:"nodes"`
+}
+
+// Network is a lab network lab has made.
+type Network struct {
+	Name      string    `json:"name"`
+	Bridge    string    `json:"bridge"`
+	Subnet    string    `json:"subnet"`
+	Domain    string    `json:"domain"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Node is a node lab has made (or started to make).
+type Node struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Index     int       `json:"index"`
+	Provider  string    `json:"provider"`
+	ID        string    `json:"id"`
+	Image     string    `json:"image"`
+	Addresses []string  `json:"addresses"`
+	Phase     string    `json:"phase"` // creating, created, running, halted
+	CreatedAt time.Time `json:"created_at"`
+	// Provisioning records: step index → record.
+	Provision *Provisioning `json:"provision,omitempty"`
+}
+
+// Provisioning is what ran in a node.
+type Provisioning struct {
+	Done     bool         `json:"done"` // every step succeeded
+	Steps    []StepRecord `json:"steps"`
+	Finished time.Time    `json:"finished,omitempty"`
+}
+
+// StepRecord is one step's last successful run.
+type StepRecord struct {
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at"`
+	OK   bool      `json:"ok"`
+}
+
+// Node phases.
+const (
+	PhaseCreating = "creating"
+	PhaseCreated  = "created"
+	PhaseRunning  = "running"
+	PhaseHalted   = "halted"
+)
+
+// New returns an empty state for a lab.
+func New(lab, file string) *State {
+	return &State{Version: Version, Lab: lab, File: file, Networks: map[string]*Network{}, Nodes: map[string]*Node{}}
+}
+
+// NodeNames returns the recorded nodes' names, sorted by role then index.
+func (s *State) NodeNames() []string {
+	var out []string
+	for k := range s.Nodes {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := s.Nodes[out[i]], s.Nodes[out[j]]
+		if a.Role != b.Role {
+			return a.Role < b.Role
+		}
+		return a.Index < b.Index
+	})
+	return out
+}
+
+// Empty tells whether nothing is recorded.
+func (s *State) Empty() bool { return len(s.Nodes) == 0 && len(s.Networks) == 0 }
+
+// Store is a lab's .lab folder.
+type Store struct {
+	Dir string
+
+	mu   sync.Mutex
+	lock *os.File
+}
+
+// Open returns the store in dir (created when needed).
+func Open(dir string) *Store { return &Store{Dir: dir} }
+
+func (s *Store) path() string { return filepath.Join(s.Dir, "state.json") }
+
+// LogDir is where per-node logs go.
+func (s *Store) LogDir() string { return filepath.Join(s.Dir, "logs") }
+
+// Load reads the state, or returns nil and no error when there is none.
+func (s *Store) Load() (*State, error) {
+	b, err := os.ReadFile(s.path())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it only if nothing of this lab exists any more)", s.path(), err)
+	}
+	if st.Version != Version {
+		return nil, fmt.Errorf("%s: state version %d, this lab understands %d", s.path(), st.Version, Version)
+	}
+	if st.Nodes == nil {
+		st.Nodes = map[string]*Node{}
+	}
+	if st.Networks == nil {
+		st.Networks = map[string]*Network{}
+	}
+	return &st, nil
+}
+
+// Save writes the state atomically: a temporary file, fsync, rename.
+func (s *Store) Save(st *State) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.Dir, ".state-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), s.path())
+}
+
+// Remove deletes the state file and logs (after destroy).
+func (s *Store) Remove() error {
+	if err := os.Remove(s.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(s.LogDir())
+}
+
+// LockedError says another process holds the lab's lock.
+type LockedError struct {
+	PID  int
+	Path string
+}
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("the lab is busy: process %d holds %s (another lab up/destroy?)", e.PID, e.Path)
+	}
+	return fmt.Sprintf("the lab is busy: %s is held by another process", e.Path)
+}
+
+// Lock takes the lab's lock. With wait false it fails at once, naming the
+// holder's PID; with wait true it blocks until the lock is free or the
+// deadline passes. The lock is an flock, so it is released even when the
+// holder is killed.
+func (s *Store) Lock(wait bool, timeout time.Duration) error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(s.Dir, "lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return fmt.Errorf("lock %s: %w", p, err)
+		}
+		if !wait || time.Now().After(deadline) {
+			b, _ := os.ReadFile(p)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			f.Close()
+			return &LockedError{PID: pid, Path: p}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	s.lock = f
+	return nil
+}
+
+// Unlock releases the lock.
+func (s *Store) Unlock() {
+	if s.lock == nil {
+		return
+	}
+	_ = s.lock.Truncate(0)
+	_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+	s.lock.Close()
+	s.lock = nil
+}
+
+// RemoveAll deletes the whole .lab folder except the lock (after destroy).
+func (s *Store) RemoveAll() error {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "lock" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.Dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
