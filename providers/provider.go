@@ -81,6 +81,17 @@ type Provider interface {
 	Shell(ctx context.Context, n Node, cmd []string) error
 }
 
+// ExitError is a command in a node that exited non-zero.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// ImagePackager is a provider whose images need packages of their own (init,
+// network tools, a guest agent).
+type ImagePackager interface {
+	ImagePackages() []string
+}
+
 // ErrNotImplemented is returned by operations a provider cannot do yet.
 var ErrNotImplemented = errors.New("not implemented yet")
 

@@ -1,0 +1,359 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/image"
+	"github.com/labctl/lab/network"
+	"github.com/labctl/lab/plan"
+	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/providers/fake"
+	"github.com/labctl/lab/state"
+	"github.com/labctl/lab/topology"
+)
+
+type fakeImages struct {
+	mu    sync.Mutex
+	built []string
+}
+
+func (f *fakeImages) Ensure(_ context.Context, spec image.Spec) (*image.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.built = append(f.built, spec.Key())
+	return &image.Image{Key: spec.Key(), Spec: spec, RootFS: "/images/" + spec.Key()}, nil
+}
+
+type fakeNets struct {
+	mu      sync.Mutex
+	bridges map[string]bool
+	hosts   map[string]string
+}
+
+func (f *fakeNets) Ensure(_ context.Context, _ string, n network.Net) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bridges[n.Bridge] = true
+	return nil
+}
+func (f *fakeNets) SetHosts(br, lines string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts[br] = lines
+	return nil
+}
+func (f *fakeNets) Remove(_ context.Context, _, br string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.bridges, br)
+	return nil
+}
+func (f *fakeNets) CheckFree(context.Context, netip.Prefix, string) error { return nil }
+
+// fakeProv records the order nodes were provisioned in.
+type fakeProv struct {
+	mu    sync.Mutex
+	order []string
+	fail  map[string]error
+	delay time.Duration
+}
+
+func (f *fakeProv) Provision(ctx context.Context, r ProvisionRequest) (*state.Provisioning, error) {
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return &state.Provisioning{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail[r.Node.Name]; err != nil {
+		return &state.Provisioning{Done: false}, fmt.Errorf("node %s: %w", r.Node.Name, err)
+	}
+	f.order = append(f.order, r.Node.Name)
+	return &state.Provisioning{Done: true}, nil
+}
+func (f *fakeProv) Health(context.Context, ProvisionRequest, time.Duration) error { return nil }
+func (f *fakeProv) Files(*topology.Lab, topology.Node) map[string]string {
+	return map[string]string{"/etc/lab/facts.json": "{}"}
+}
+
+func (f *fakeProv) pos(n string) int {
+	for i, o := range f.order {
+		if o == n {
+			return i
+		}
+	}
+	return -1
+}
+
+type rig struct {
+	dir  string
+	p    *fake.Provider
+	imgs *fakeImages
+	nets *fakeNets
+	prov *fakeProv
+	rec  *Recorder
+}
+
+func newRig(t *testing.T) *rig {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "s.sh"), []byte("#!/bin/sh\ntrue\n"), 0o755))
+	return &rig{dir: dir, p: fake.New("lxc"), imgs: &fakeImages{}, nets: &fakeNets{bridges: map[string]bool{}, hosts: map[string]string{}},
+		prov: &fakeProv{fail: map[string]error{}}, rec: &Recorder{}}
+}
+
+func (r *rig) engine() *Engine {
+	return &Engine{
+		Store:       state.Open(filepath.Join(r.dir, ".lab")),
+		Provider:    func(string) (providers.Provider, error) { return r.p, nil },
+		Images:      r.imgs,
+		Networks:    r.nets,
+		Provisioner: r.prov,
+		Events:      r.rec,
+		Workers:     4,
+	}
+}
+
+func (r *rig) topo(t *testing.T, pg, web int) *topology.Topology {
+	src := fmt.Sprintf(`name: e
+networks: [{name: lan, subnet: 10.83.0.0/24}]
+nodes:
+  - {role: adm, provision: [{shell: s.sh}]}
+  - {role: pg, count: %d, packages: [postgresql], provision: [{shell: s.sh}]}
+  - {role: web, count: %d, after: [pg, adm], provision: [{shell: s.sh}]}
+`, pg, web)
+	top, err := topology.Parse([]byte(src), filepath.Join(r.dir, "lab.yaml"), r.dir)
+	require.NoError(t, err)
+	return top
+}
+
+func running(p *fake.Provider) []string {
+	var out []string
+	for n, s := range p.Nodes() {
+		if s == providers.Running {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func TestUpFreshLab(t *testing.T) {
+	r := newRig(t)
+	scripts := struct {
+		mu sync.Mutex
+		m  map[string]string
+	}{m: map[string]string{}}
+	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
+		if eio.Stdin != nil {
+			b, _ := io.ReadAll(eio.Stdin)
+			scripts.mu.Lock()
+			scripts.m[node] += string(b)
+			scripts.mu.Unlock()
+		}
+		return 0, nil
+	}
+	e := r.engine()
+	p, err := e.Up(context.Background(), r.topo(t, 2, 2), UpOptions{})
+	require.NoError(t, err)
+	assert.Len(t, p.Nodes(plan.Create), 5)
+	assert.ElementsMatch(t, []string{"adm1", "pg1", "pg2", "web1", "web2"}, running(r.p))
+
+	// web comes after every pg and adm node.
+	for _, w := range []string{"web1", "web2"} {
+		for _, d := range []string{"pg1", "pg2", "adm1"} {
+			assert.Less(t, r.prov.pos(d), r.prov.pos(w), "%s provisioned before %s", w, d)
+		}
+	}
+	// Two images: one with postgresql, one without; built once each.
+	assert.Len(t, r.imgs.built, 2)
+	// Every node got the lab's hosts, resolv.conf and facts.
+	scripts.mu.Lock()
+	web2 := scripts.m["web2"]
+	scripts.mu.Unlock()
+	assert.Contains(t, web2, "10.83.0.31\tpg1.e.lab pg1\n")
+	assert.Contains(t, web2, "nameserver 10.83.0.1\nsearch e.lab\n")
+	assert.Contains(t, web2, "cat > '/etc/lab/facts.json'.lab-new")
+	assert.Contains(t, web2, "web2\n")
+	assert.Contains(t, r.nets.hosts["lab-e-0"], "10.83.0.31 pg1\n")
+	assert.True(t, r.nets.bridges["lab-e-0"])
+
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	require.Len(t, st.Nodes, 5)
+	for _, n := range st.Nodes {
+		assert.Equal(t, state.PhaseRunning, n.Phase)
+		assert.True(t, n.Provision.Done)
+		assert.Equal(t, "e-"+n.Name, n.ID)
+	}
+	assert.Equal(t, []string{PhaseCreate, PhaseStart, PhaseReady, PhaseDone}, r.rec.Phases("pg1"))
+
+	// A second up changes nothing.
+	creates := len(r.p.Calls("create"))
+	p, err = e.Up(context.Background(), r.topo(t, 2, 2), UpOptions{})
+	require.NoError(t, err)
+	assert.False(t, p.Changes())
+	assert.Equal(t, creates, len(r.p.Calls("create")))
+}
+
+func TestScaleUpAndDown(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 2, 1), UpOptions{})
+	require.NoError(t, err)
+	before := len(r.p.Calls("create"))
+
+	_, err = e.Up(context.Background(), r.topo(t, 3, 2), UpOptions{})
+	require.NoError(t, err)
+	var created []string
+	for _, c := range r.p.Calls("create")[before:] {
+		created = append(created, c.Node)
+	}
+	assert.ElementsMatch(t, []string{"pg3", "web2"}, created)
+	assert.Empty(t, r.p.Calls("destroy"))
+	assert.Len(t, running(r.p), 6)
+
+	_, err = e.Up(context.Background(), r.topo(t, 1, 2), UpOptions{})
+	require.NoError(t, err)
+	var destroyed []string
+	for _, c := range r.p.Calls("destroy") {
+		destroyed = append(destroyed, c.Node)
+	}
+	assert.ElementsMatch(t, []string{"pg3", "pg2"}, destroyed)
+	assert.ElementsMatch(t, []string{"adm1", "pg1", "web1", "web2"}, running(r.p))
+	assert.NotContains(t, r.nets.hosts["lab-e-0"], "pg2")
+}
+
+func TestFailedNodeDoesNotStopIndependentOnes(t *testing.T) {
+	r := newRig(t)
+	r.prov.fail["pg2"] = errors.New("step 1 (s.sh): exit 3")
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 2, 2), UpOptions{})
+	var ue *UpError
+	require.ErrorAs(t, err, &ue)
+	require.Len(t, ue.Failed, 1)
+	assert.Equal(t, "pg2", ue.Failed[0].Node)
+	assert.ElementsMatch(t, []string{"web1", "web2"}, ue.Skipped)
+	assert.Contains(t, err.Error(), "exit 3")
+	assert.ElementsMatch(t, []string{"adm1", "pg1"}, r.prov.order)
+
+	// The next up resumes from what failed.
+	delete(r.prov.fail, "pg2")
+	p, err := e.Up(context.Background(), r.topo(t, 2, 2), UpOptions{})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"pg2", "web1", "web2"}, p.Nodes(plan.Provision))
+	assert.Empty(t, p.Nodes(plan.Create))
+}
+
+func TestBootFailureReported(t *testing.T) {
+	r := newRig(t)
+	r.p.Fail["start/pg1"] = errors.New("node pg1: start: no init")
+	_, err := r.engine().Up(context.Background(), r.topo(t, 2, 1), UpOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no init")
+	assert.Contains(t, err.Error(), "web1")
+}
+
+func TestInterruptedUpLeavesConsistentState(t *testing.T) {
+	r := newRig(t)
+	r.prov.delay = 2 * time.Second
+	e := r.engine()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err := e.Up(ctx, r.topo(t, 2, 2), UpOptions{})
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), time.Second)
+	assert.Contains(t, err.Error(), "interrupted")
+
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	assert.NotEmpty(t, st.Nodes)
+
+	// Destroy after an interruption removes everything.
+	require.NoError(t, e.Destroy(context.Background(), "e"))
+	assert.Empty(t, r.p.Nodes())
+	assert.Empty(t, r.nets.bridges)
+	_, err = os.Stat(filepath.Join(r.dir, ".lab"))
+	assert.True(t, os.IsNotExist(err), ".lab left behind")
+}
+
+func TestDestroyAfterHalfCreate(t *testing.T) {
+	r := newRig(t)
+	r.p.Fail["create/pg2"] = errors.New("disk full")
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 2, 1), UpOptions{})
+	require.Error(t, err)
+	st, _ := e.Store.Load()
+	require.NotNil(t, st.Nodes["pg2"])
+	assert.Equal(t, state.PhaseCreating, st.Nodes["pg2"].Phase)
+	require.NoError(t, e.Destroy(context.Background(), "e"))
+	assert.Empty(t, r.p.Nodes())
+	var destroyed []string
+	for _, c := range r.p.Calls("destroy") {
+		destroyed = append(destroyed, c.Node)
+	}
+	assert.Contains(t, destroyed, "pg2", "a half-created node must be destroyed too")
+}
+
+func TestHaltThenUpStarts(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	require.NoError(t, e.Halt(context.Background(), top, nil))
+	assert.Empty(t, running(r.p))
+	p, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"adm1", "pg1", "web1"}, p.Nodes(plan.Start))
+	assert.Len(t, running(r.p), 3)
+}
+
+func TestLockedLabFailsAtOnce(t *testing.T) {
+	r := newRig(t)
+	holder := r.engine()
+	require.NoError(t, holder.Store.Lock(false, 0))
+	defer holder.Store.Unlock()
+	_, err := r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	var le *state.LockedError
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, os.Getpid(), le.PID)
+}
+
+func TestStatus(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	ns, _, err := e.Status(context.Background(), r.topo(t, 2, 1))
+	require.NoError(t, err)
+	byName := map[string]NodeStatus{}
+	for _, s := range ns {
+		byName[s.Name] = s
+	}
+	assert.Equal(t, "running", byName["pg1"].State)
+	assert.Equal(t, "done", byName["pg1"].Provisioned)
+	assert.Equal(t, "not created", byName["pg2"].State)
+	assert.Equal(t, "pg1.e.lab", byName["pg1"].FQDN)
+	assert.Equal(t, []string{"10.83.0.31"}, byName["pg1"].Addresses)
+}
+
+func TestWriteFilesScript(t *testing.T) {
+	s := WriteFilesScript(map[string]string{"/etc/hosts": "a\nLAB_EOF_0\n", "/etc/x y": "z"})
+	assert.Contains(t, s, "<<'LAB_EOF_0_'")
+	assert.Contains(t, s, "'/etc/x y'")
+}

@@ -1,0 +1,357 @@
+// Package image builds node root filesystems with mmdebstrap (debootstrap as
+// the fallback) and caches them by content: the key is a hash of suite,
+// mirror and the sorted package list. Builds are atomic (made aside, then
+// renamed into place) and safe when two labs build the same image at once
+// (an flock per key). Downloaded .debs are kept in a shared cache and
+// hard-linked into the next build, so a new package set only downloads what
+// is new.
+package image
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultMirror is the Debian mirror used unless the user sets another.
+const DefaultMirror = "http://deb.debian.org/debian"
+
+// Spec says what goes into an image.
+type Spec struct {
+	Suite    string   `json:"suite"`
+	Mirror   string   `json:"mirror"`
+	Packages []string `json:"packages"`
+}
+
+// Normalize sorts and de-duplicates the package list.
+func (s Spec) Normalize() Spec {
+	set := map[string]bool{}
+	for _, p := range s.Packages {
+		set[p] = true
+	}
+	pk := make([]string, 0, len(set))
+	for p := range set {
+		pk = append(pk, p)
+	}
+	sort.Strings(pk)
+	s.Packages = pk
+	if s.Mirror == "" {
+		s.Mirror = DefaultMirror
+	}
+	return s
+}
+
+// Key is the content key of the image.
+func (s Spec) Key() string {
+	s = s.Normalize()
+	h := sha256.New()
+	fmt.Fprintf(h, "lab-image-v1\nsuite=%s\nmirror=%s\npackages=%s\n", s.Suite, s.Mirror, strings.Join(s.Packages, ","))
+	return s.Suite + "-" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// SuiteOf reads the suite from a topology image name such as debian/bookworm.
+func SuiteOf(image string) string {
+	if i := strings.LastIndex(image, "/"); i >= 0 {
+		return image[i+1:]
+	}
+	return image
+}
+
+// Image is a built image in the cache.
+type Image struct {
+	Key       string        `json:"key"`
+	Spec      Spec          `json:"spec"`
+	RootFS    string        `json:"rootfs"`
+	Size      int64         `json:"size"`
+	BuiltAt   time.Time     `json:"built_at"`
+	BuildTime time.Duration `json:"build_time"`
+	Builder   string        `json:"builder"`
+}
+
+// Cache is a folder of built images.
+type Cache struct {
+	Dir string
+	// Log receives progress lines of builds; may be nil.
+	Log func(key, line string)
+}
+
+func (c *Cache) imageDir(key string) string { return filepath.Join(c.Dir, "images", key) }
+func (c *Cache) debDir() string            { return filepath.Join(c.Dir, "debs") }
+
+// Get returns a built image, or os.ErrNotExist.
+func (c *Cache) Get(key string) (*Image, error) {
+	b, err := os.ReadFile(filepath.Join(c.imageDir(key), "image.json"))
+	if err != nil {
+		return nil, err
+	}
+	var img Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("image %s: %w", key, err)
+	}
+	img.RootFS = filepath.Join(c.imageDir(key), "rootfs")
+	return &img, nil
+}
+
+// List returns every built image.
+func (c *Cache) List() ([]*Image, error) {
+	entries, err := os.ReadDir(filepath.Join(c.Dir, "images"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if img, err := c.Get(e.Name()); err == nil {
+			out = append(out, img)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].BuiltAt.Before(out[j].BuiltAt) })
+	return out, nil
+}
+
+// Remove deletes a built image. Nodes made from it keep working only while
+// it exists: callers check that no lab uses it.
+func (c *Cache) Remove(key string) error {
+	unlock, err := c.lock(context.Background(), key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	dir := c.imageDir(key)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("image %s: %w", key, err)
+	}
+	// Rename first so a half-removed image is never taken for a built one.
+	trash := filepath.Join(c.Dir, "images", fmt.Sprintf(".rm-%s-%d", key, os.Getpid()))
+	if err := os.Rename(dir, trash); err != nil {
+		return err
+	}
+	return os.RemoveAll(trash)
+}
+
+// PruneDebs empties the .deb download cache.
+func (c *Cache) PruneDebs() error { return os.RemoveAll(c.debDir()) }
+
+// lock takes the per-key build lock, waiting for another builder.
+func (c *Cache) lock(ctx context.Context, key string) (func(), error) {
+	dir := filepath.Join(c.Dir, "images")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "."+key+".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Ensure returns the image for spec, building it when it is not cached.
+func (c *Cache) Ensure(ctx context.Context, spec Spec) (*Image, error) {
+	spec = spec.Normalize()
+	key := spec.Key()
+	if img, err := c.Get(key); err == nil {
+		return img, nil
+	}
+	unlock, err := c.lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: lock: %w", key, err)
+	}
+	defer unlock()
+	// Someone else may have built it while we waited.
+	if img, err := c.Get(key); err == nil {
+		return img, nil
+	}
+	return c.build(ctx, key, spec)
+}
+
+func (c *Cache) log(key, format string, args ...any) {
+	if c.Log != nil {
+		c.Log(key, fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error) {
+	imagesDir := filepath.Join(c.Dir, "images")
+	tmp := filepath.Join(imagesDir, fmt.Sprintf(".build-%s-%d", key, os.Getpid()))
+	_ = os.RemoveAll(tmp)
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.MkdirAll(c.debDir(), 0o755); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(imagesDir, key+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+
+	start := time.Now()
+	cmd, builder := c.command(ctx, spec, rootfs)
+	c.log(key, "building with %s: %s %s", builder, spec.Suite, strings.Join(spec.Packages, " "))
+	if err := c.run(key, cmd, logf); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("image %s: %s failed: %w (full log: %s)\n%s", key, builder, err, logPath, tail(logPath, 15))
+	}
+	if err := finish(rootfs); err != nil {
+		return nil, fmt.Errorf("image %s: finish: %w", key, err)
+	}
+	img := &Image{Key: key, Spec: spec, BuiltAt: time.Now().UTC(), BuildTime: time.Since(start), Builder: builder, Size: duSize(rootfs)}
+	b, _ := json.MarshalIndent(img, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "image.json"), b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, c.imageDir(key)); err != nil {
+		return nil, err
+	}
+	c.log(key, "built in %.1fs", img.BuildTime.Seconds())
+	return c.Get(key)
+}
+
+// command returns the bootstrap command: mmdebstrap where installed,
+// debootstrap otherwise.
+func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cmd, string) {
+	include := strings.Join(spec.Packages, ",")
+	debs := c.debDir()
+	if _, err := exec.LookPath("mmdebstrap"); err == nil {
+		args := []string{
+			"--mode=root", "--variant=minbase", "--format=directory",
+			"--skip=download/empty",
+			// Hard-link cached .debs in (same filesystem) so apt downloads only what is new.
+			"--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" && find " + shq(debs) + " -maxdepth 1 -name '*.deb' -exec ln -f -t \"$1/var/cache/apt/archives/\" {} + 2>/dev/null || true",
+			"--customize-hook=find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -l -t " + shq(debs) + " {} + 2>/dev/null || find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -t " + shq(debs) + " {} +",
+			"--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+		}
+		if include != "" {
+			args = append(args, "--include="+include)
+		}
+		args = append(args, spec.Suite, rootfs, spec.Mirror)
+		return exec.CommandContext(ctx, "mmdebstrap", args...), "mmdebstrap"
+	}
+	args := []string{"--variant=minbase", "--cache-dir=" + debs}
+	if include != "" {
+		args = append(args, "--include="+include)
+	}
+	args = append(args, spec.Suite, rootfs, spec.Mirror)
+	return exec.CommandContext(ctx, "debootstrap", args...), "debootstrap"
+}
+
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// run runs the builder, logging everything and passing its progress lines on.
+func (c *Cache) run(key string, cmd *exec.Cmd, logf io.Writer) error {
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			if strings.HasPrefix(line, "I: ") {
+				c.log(key, "%s", strings.TrimPrefix(line, "I: "))
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+	return err
+}
+
+// finish makes a bootstrapped tree fit to boot as many nodes: no host
+// identity, no waiting for networks that nobody manages.
+func finish(rootfs string) error {
+	for _, f := range []string{"etc/hostname", "etc/resolv.conf"} {
+		if err := os.Remove(filepath.Join(rootfs, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	// Each node gets its own machine-id at first boot.
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/machine-id"), nil, 0o444); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(rootfs, "var/lib/dbus/machine-id"))
+	mask := filepath.Join(rootfs, "etc/systemd/system")
+	if err := os.MkdirAll(mask, 0o755); err != nil {
+		return err
+	}
+	for _, unit := range []string{"sys-kernel-debug.mount", "systemd-networkd-wait-online.service", "systemd-networkd.service", "systemd-resolved.service"} {
+		p := filepath.Join(mask, unit)
+		_ = os.Remove(p)
+		if err := os.Symlink("/dev/null", p); err != nil {
+			return err
+		}
+	}
+	// A policy-rc.d may be left by builders; services must start in nodes.
+	_ = os.Remove(filepath.Join(rootfs, "usr/sbin/policy-rc.d"))
+	return nil
+}
+
+func duSize(dir string) int64 {
+	var total int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

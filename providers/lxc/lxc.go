@@ -1,0 +1,451 @@
+// Package lxc runs lab nodes as privileged LXC system containers with systemd
+// as init, through liblxc (go-lxc). Each node is a copy-on-write overlay on a
+// cached image: its own changes live in PATH/ID/delta0, the image is shared.
+package lxc
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	golxc "github.com/lxc/go-lxc"
+
+	"github.com/labctl/lab/providers"
+)
+
+// DefaultPath is where LXC keeps containers, so lxc-ls and lxc-attach see
+// lab's nodes too.
+const DefaultPath = "/var/lib/lxc"
+
+// BasePackages go into every LXC node image.
+var BasePackages = []string{"systemd-sysv", "iproute2", "iputils-ping", "procps", "netbase"}
+
+func init() {
+	providers.Register("lxc", func(cfg providers.Config) (providers.Provider, error) {
+		path := cfg.LXCPath
+		if path == "" {
+			path = DefaultPath
+		}
+		return New(path), nil
+	})
+}
+
+// Provider is the LXC backend.
+type Provider struct {
+	path string
+	// BootPoll is how often Start asks systemd whether boot is done.
+	BootPoll time.Duration
+}
+
+// New returns a provider keeping containers in path.
+func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * time.Millisecond} }
+
+func (p *Provider) Name() string { return "lxc" }
+
+// ImagePackages are the packages every image for this provider needs.
+func (p *Provider) ImagePackages() []string { return BasePackages }
+
+func (p *Provider) dir(n providers.Node) string { return filepath.Join(p.path, n.ID) }
+
+func (p *Provider) container(n providers.Node) (*golxc.Container, error) {
+	c, err := golxc.NewContainer(n.ID, p.path)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: lxc: %w", n.Name, err)
+	}
+	return c, nil
+}
+
+// Config renders the container's LXC configuration.
+func (p *Provider) Config(n providers.Node) string {
+	var b strings.Builder
+	w := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
+	b.WriteString("# Written by lab for node " + n.Name + " of lab " + n.Lab + ". lab rewrites it; edit the lab file instead.\n")
+	w("lxc.include", "/usr/share/lxc/config/common.conf")
+	w("lxc.arch", "linux64")
+	w("lxc.uts.name", n.Name)
+	w("lxc.rootfs.path", "overlay:"+n.Image.RootFS+":"+filepath.Join(p.dir(n), "delta0"))
+	w("lxc.apparmor.profile", "unconfined")
+	// systemd halts on SIGRTMIN+3; LXC's default SIGPWR would only reach sigpwr.target.
+	w("lxc.signal.halt", "SIGRTMIN+3")
+	w("lxc.log.file", filepath.Join(p.dir(n), "lxc.log"))
+	w("lxc.log.level", "WARN")
+	for i, ifc := range n.Interfaces {
+		k := fmt.Sprintf("lxc.net.%d.", i)
+		w(k+"type", "veth")
+		w(k+"link", ifc.Bridge)
+		w(k+"flags", "up")
+		w(k+"name", fmt.Sprintf("eth%d", i))
+		w(k+"hwaddr", MAC(n.Lab, n.Name, i))
+		w(k+"ipv4.address", fmt.Sprintf("%s %s", ifc.Addr, broadcast(ifc.Addr)))
+	}
+	for _, kv := range cgroupLimits(n.CPUs, n.Memory) {
+		w(kv[0], kv[1])
+	}
+	return b.String()
+}
+
+// MAC is a stable, locally administered MAC address for a node's interface,
+// so neighbours' ARP caches stay right across restarts.
+func MAC(lab, node string, i int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", lab, node, i)))
+	return fmt.Sprintf("0a:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
+}
+
+func broadcast(p netip.Prefix) string {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= (1 << (32 - p.Bits())) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+func (p *Provider) Create(ctx context.Context, n providers.Node) error {
+	if n.Image.RootFS == "" {
+		return fmt.Errorf("node %s: create: no image", n.Name)
+	}
+	if st, _ := p.State(ctx, n); st == providers.Running {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
+		return fmt.Errorf("node %s: create: %w", n.Name, err)
+	}
+	cfg := filepath.Join(p.dir(n), "config")
+	tmp := cfg + ".tmp"
+	if err := os.WriteFile(tmp, []byte(p.Config(n)), 0o644); err != nil {
+		return fmt.Errorf("node %s: create: %w", n.Name, err)
+	}
+	if err := os.Rename(tmp, cfg); err != nil {
+		return fmt.Errorf("node %s: create: %w", n.Name, err)
+	}
+	return nil
+}
+
+func (p *Provider) Start(ctx context.Context, n providers.Node) error {
+	c, err := p.container(n)
+	if err != nil {
+		return err
+	}
+	defer golxc.Release(c)
+	if !c.Defined() {
+		return fmt.Errorf("node %s: start: container %s is not defined in %s", n.Name, n.ID, p.path)
+	}
+	if c.State() != golxc.RUNNING {
+		if err := c.WantCloseAllFds(true); err != nil {
+			return fmt.Errorf("node %s: start: %w", n.Name, err)
+		}
+		if err := c.Start(); err != nil {
+			return fmt.Errorf("node %s: start: %w%s", n.Name, err, p.logTail(n))
+		}
+	}
+	return p.waitBoot(ctx, n)
+}
+
+// waitBoot polls systemd until it reports the system running or degraded.
+// lxc-wait -s RUNNING returns before init is up, and is-system-running
+// --wait fails when asked too early, hence the poll.
+func (p *Provider) waitBoot(ctx context.Context, n providers.Node) error {
+	var last string
+	for {
+		var out strings.Builder
+		code, err := p.Exec(ctx, n, []string{"systemctl", "is-system-running"}, providers.ExecIO{Stdout: &out})
+		last = strings.TrimSpace(out.String())
+		if err == nil && (last == "running" || last == "degraded") {
+			return nil
+		}
+		if err == nil && code != 0 && (last == "maintenance" || last == "stopping") {
+			return fmt.Errorf("node %s: boot: systemd says %q", n.Name, last)
+		}
+		if st, _ := p.State(ctx, n); st == providers.Stopped {
+			return fmt.Errorf("node %s: boot: the container stopped%s", n.Name, p.logTail(n))
+		}
+		select {
+		case <-ctx.Done():
+			if last == "" {
+				last = "no answer"
+			}
+			return fmt.Errorf("node %s: boot: %w (systemd: %s)", n.Name, ctx.Err(), last)
+		case <-time.After(p.BootPoll):
+		}
+	}
+}
+
+func (p *Provider) logTail(n providers.Node) string {
+	b, err := os.ReadFile(filepath.Join(p.dir(n), "lxc.log"))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return "\n  lxc log (" + filepath.Join(p.dir(n), "lxc.log") + "):\n  " + strings.Join(lines, "\n  ")
+}
+
+func (p *Provider) Stop(ctx context.Context, n providers.Node) error {
+	c, err := p.container(n)
+	if err != nil {
+		return err
+	}
+	defer golxc.Release(c)
+	if !c.Defined() || c.State() == golxc.STOPPED {
+		return nil
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	if err := c.Shutdown(timeout); err != nil || c.State() != golxc.STOPPED {
+		if err := c.Stop(); err != nil {
+			return fmt.Errorf("node %s: stop: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
+	c, err := p.container(n)
+	if err != nil {
+		return err
+	}
+	defer golxc.Release(c)
+	if c.Defined() {
+		if c.State() != golxc.STOPPED {
+			// Destroy does not need a clean shutdown: kill at once.
+			if err := c.Stop(); err != nil && c.State() != golxc.STOPPED {
+				return fmt.Errorf("node %s: destroy: stop: %w", n.Name, err)
+			}
+		}
+		if err := c.Destroy(); err != nil && c.Defined() {
+			return fmt.Errorf("node %s: destroy: %w", n.Name, err)
+		}
+	}
+	if n.ID == "" || strings.Contains(n.ID, "/") {
+		return fmt.Errorf("node %s: destroy: bad container id %q", n.Name, n.ID)
+	}
+	if err := os.RemoveAll(p.dir(n)); err != nil {
+		return fmt.Errorf("node %s: destroy: %w", n.Name, err)
+	}
+	return nil
+}
+
+func (p *Provider) State(_ context.Context, n providers.Node) (providers.State, error) {
+	if _, err := os.Stat(filepath.Join(p.dir(n), "config")); errors.Is(err, os.ErrNotExist) {
+		return providers.Absent, nil
+	}
+	c, err := p.container(n)
+	if err != nil {
+		return providers.Unknown, err
+	}
+	defer golxc.Release(c)
+	if !c.Defined() {
+		return providers.Absent, nil
+	}
+	switch c.State() {
+	case golxc.RUNNING:
+		return providers.Running, nil
+	case golxc.STOPPED:
+		return providers.Stopped, nil
+	case golxc.STARTING:
+		return providers.Running, nil
+	}
+	return providers.Unknown, nil
+}
+
+// baseEnv is the environment commands in nodes start from.
+var baseEnv = []string{
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=/root",
+	"USER=root",
+	"LANG=C.UTF-8",
+	"DEBIAN_FRONTEND=noninteractive",
+}
+
+func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio providers.ExecIO) (int, error) {
+	if len(cmd) == 0 {
+		return -1, errors.New("exec: no command")
+	}
+	c, err := p.container(n)
+	if err != nil {
+		return -1, err
+	}
+	defer golxc.Release(c)
+	if c.State() != golxc.RUNNING {
+		return -1, fmt.Errorf("node %s is not running", n.Name)
+	}
+	opts := golxc.DefaultAttachOptions
+	opts.ClearEnv = true
+	opts.Env = append(append([]string{}, baseEnv...), eio.Env...)
+	opts.Cwd = "/root"
+	if eio.Dir != "" {
+		opts.Cwd = eio.Dir
+	}
+
+	var closers []io.Closer
+	var wg sync.WaitGroup
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	stdin, err := inFd(eio.Stdin, &closers, &wg)
+	if err != nil {
+		return -1, err
+	}
+	stdoutW, stdoutR, err := outFd(eio.Stdout)
+	if err != nil {
+		return -1, err
+	}
+	stderrW, stderrR, err := outFd(eio.Stderr)
+	if err != nil {
+		return -1, err
+	}
+	opts.StdinFd, opts.StdoutFd, opts.StderrFd = stdin.Fd(), stdoutW.Fd(), stderrW.Fd()
+	copied := make(chan struct{}, 2)
+	copyOut := func(r *os.File, w io.Writer) {
+		if r == nil {
+			copied <- struct{}{}
+			return
+		}
+		go func() { _, _ = io.Copy(w, r); copied <- struct{}{} }()
+	}
+	copyOut(stdoutR, eio.Stdout)
+	copyOut(stderrR, eio.Stderr)
+
+	// A process killed by a signal would read as exit 0 through liblxc's
+	// WEXITSTATUS: let sh turn it into 128+n.
+	wrapped := append([]string{"/bin/sh", "-c", `"$@"`, "sh"}, cmd...)
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, err := c.RunCommandStatus(wrapped, opts)
+		res <- result{code, err}
+	}()
+	var r result
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		// liblxc cannot cancel an attach; leave it to finish on its own.
+		return -1, ctx.Err()
+	}
+	// Close our copies of the write ends, then drain. A daemon started in
+	// the background may keep a pipe open: do not wait for it forever.
+	stdoutW.Close()
+	stderrW.Close()
+	timeout := time.After(2 * time.Second)
+	for i := 0; i < 2; i++ {
+		select {
+		case <-copied:
+		case <-timeout:
+			i = 2
+		}
+	}
+	if stdoutR != nil {
+		stdoutR.Close()
+	}
+	if stderrR != nil {
+		stderrR.Close()
+	}
+	if r.err != nil {
+		return -1, fmt.Errorf("node %s: exec %s: %w", n.Name, cmd[0], r.err)
+	}
+	if r.code < 0 {
+		return -1, fmt.Errorf("node %s: exec %s: attach failed", n.Name, cmd[0])
+	}
+	return r.code, nil
+}
+
+// inFd gives the attached command its stdin: /dev/null, an *os.File as is,
+// or a pipe fed from the reader.
+func inFd(r io.Reader, closers *[]io.Closer, wg *sync.WaitGroup) (*os.File, error) {
+	if r == nil {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		*closers = append(*closers, f)
+		return f, nil
+	}
+	if f, ok := r.(*os.File); ok {
+		return f, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	*closers = append(*closers, pr)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(pw, r)
+		pw.Close()
+	}()
+	return pr, nil
+}
+
+// outFd returns the write end to hand the command and the read end to copy
+// from (nil when w is nil: output goes to /dev/null).
+func outFd(w io.Writer) (*os.File, *os.File, error) {
+	if w == nil {
+		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		return f, nil, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pw, pr, nil
+}
+
+func (p *Provider) CopyIn(ctx context.Context, n providers.Node, src io.Reader, dst string, mode fs.FileMode) error {
+	script := `set -e; d=$(dirname "$1"); mkdir -p "$d"; t="$1.lab-tmp.$$"; cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"`
+	var stderr strings.Builder
+	code, err := p.Exec(ctx, n, []string{"/bin/sh", "-c", script, "sh", dst, fmt.Sprintf("%o", mode.Perm())}, providers.ExecIO{Stdin: src, Stderr: &stderr})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("node %s: write %s: exit %d: %s", n.Name, dst, code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) error {
+	c, err := p.container(n)
+	if err != nil {
+		return err
+	}
+	defer golxc.Release(c)
+	if c.State() != golxc.RUNNING {
+		return fmt.Errorf("node %s is not running", n.Name)
+	}
+	opts := golxc.DefaultAttachOptions
+	opts.ClearEnv = true
+	term := os.Getenv("TERM")
+	if term == "" {
+		term = "xterm"
+	}
+	opts.Env = append(append([]string{}, baseEnv...), "TERM="+term)
+	opts.Cwd = "/root"
+	if len(cmd) == 0 {
+		cmd = []string{"/bin/bash", "-l"}
+	}
+	code, err := c.RunCommandStatus(cmd, opts)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &providers.ExitError{Code: code}
+	}
+	return nil
+}
