@@ -893,3 +893,106 @@ func (e *Engine) Target(ctx context.Context, top *topology.Topology, node string
 	}
 	return p, t, lab, nil
 }
+
+// ImageSpecs returns the distinct images a topology's nodes need.
+func (e *Engine) ImageSpecs(top *topology.Topology) ([]image.Spec, error) {
+	lab, err := topology.Expand(top, nil)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []image.Spec
+	for _, n := range lab.Nodes {
+		p, err := e.provider(n.Provider)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		s := e.imageSpec(n, p)
+		if !seen[s.Key()] {
+			seen[s.Key()] = true
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Reprovision runs every provisioning step again on the named nodes, the
+// nodes of one role, or (neither given) every node, in `after` order.
+func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes []string, role string) error {
+	e.begin(top.Name)
+	if err := e.lock(); err != nil {
+		return err
+	}
+	defer e.Store.Unlock()
+	st, err := e.load(top)
+	if err != nil {
+		return err
+	}
+	lab, err := e.Expand(ctx, top, st)
+	if err != nil {
+		return err
+	}
+	pick := map[string]bool{}
+	for _, name := range nodes {
+		if lab.Node(name) == nil {
+			return fmt.Errorf("no node %q in lab %s", name, lab.Name)
+		}
+		pick[name] = true
+	}
+	_, health := top.Timeouts()
+	var tasks []Task
+	for _, n := range lab.Nodes {
+		n := n
+		if (len(pick) > 0 && !pick[n.Name]) || (role != "" && n.Role != role) {
+			continue
+		}
+		if st.Nodes[n.Name] == nil {
+			return fmt.Errorf("node %s is not created yet: run lab up", n.Name)
+		}
+		prov, err := e.provider(n.Provider)
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, Task{ID: n.Name, Run: func(ctx context.Context) error {
+			if err := e.writeFiles(ctx, lab, n, prov, target(lab, n, nil)); err != nil {
+				return err
+			}
+			return e.provisionNode(ctx, lab, st, n, prov, true, health)
+		}})
+	}
+	ids := map[string]bool{}
+	for _, t := range tasks {
+		ids[t.ID] = true
+	}
+	for i := range tasks {
+		n := lab.Node(tasks[i].ID)
+		for _, after := range n.Spec.After {
+			for _, m := range lab.RoleNodes(after) {
+				if ids[m.Name] {
+					tasks[i].Deps = append(tasks[i].Deps, m.Name)
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(e.Store.LogDir(), 0o755); err != nil {
+		return err
+	}
+	results, err := RunGraph(ctx, tasks, e.workers())
+	if err != nil {
+		return err
+	}
+	ue := &UpError{}
+	for _, t := range tasks {
+		if err := results[t.ID]; err != nil {
+			if errors.Is(err, ErrSkipped) {
+				ue.Skipped = append(ue.Skipped, t.ID)
+			} else {
+				ue.Failed = append(ue.Failed, NodeError{Node: t.ID, Err: err})
+			}
+		}
+	}
+	if len(ue.Failed)+len(ue.Skipped) > 0 {
+		return ue
+	}
+	return nil
+}

@@ -110,8 +110,16 @@ func (r *Role) CountOf() int {
 // Line returns the line a field path was found at, or 0.
 func (t *Topology) Line(path string) int { return t.lines[path] }
 
+// Options change built-in defaults (from the user's configuration).
+type Options struct {
+	Provider string // default provider when the file names none
+}
+
 // Load reads, decodes, defaults and validates a topology file.
-func Load(path string) (*Topology, error) {
+func Load(path string) (*Topology, error) { return LoadWith(path, Options{}) }
+
+// LoadWith is Load with options.
+func LoadWith(path string, o Options) (*Topology, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Errors{File: path, List: []FieldError{{File: path, Msg: readErr(err)}}}
@@ -120,7 +128,7 @@ func Load(path string) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, path, filepath.Dir(abs))
+	return ParseWith(data, path, filepath.Dir(abs), o)
 }
 
 func readErr(err error) string {
@@ -133,6 +141,11 @@ func readErr(err error) string {
 // Parse decodes, defaults and validates topology bytes. name is used in error
 // messages; dir is where relative script and file paths are looked up.
 func Parse(data []byte, name, dir string) (*Topology, error) {
+	return ParseWith(data, name, dir, Options{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(data []byte, name, dir string, o Options) (*Topology, error) {
 	errs := &Errors{File: name}
 	t := &Topology{File: name, Dir: dir, lines: map[string]int{}}
 
@@ -159,6 +172,9 @@ func Parse(data []byte, name, dir string) (*Topology, error) {
 	d.decode(&doc, "", reflect.ValueOf(t).Elem())
 	if err := errs.orNil(); err != nil {
 		return nil, err
+	}
+	if t.Defaults.Provider == "" {
+		t.Defaults.Provider = o.Provider
 	}
 	t.applyDefaults()
 	t.validate(errs)

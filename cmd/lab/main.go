@@ -1,0 +1,57 @@
+// Command lab turns one topology file into a running multi-node lab.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/labctl/lab/topology"
+)
+
+// Exit codes, documented in README.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the operation failed
+	exitUsage  = 2 // bad usage or a bad topology
+)
+
+// usageError marks errors that are the user's input, not a failed operation.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return es.code
+	}
+	var ue usageError
+	if errors.As(err, &ue) || topology.IsTopologyError(err) {
+		return exitUsage
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRoot().ExecuteContext(ctx)
+	var es exitStatus
+	if err != nil && !errors.As(err, &es) {
+		fmt.Fprintln(os.Stderr, "lab: "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	os.Exit(exitCode(err))
+}

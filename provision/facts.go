@@ -1,0 +1,125 @@
+// Package provision turns running nodes into a working cluster: it gives
+// every node the lab's facts, runs each role's steps (shell, inline, file) in
+// order with their output logged and streamed, records what ran with a hash
+// of its inputs so that the next `lab up` runs only what is new, changed or
+// failed, and runs health checks inside the node.
+package provision
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labctl/lab/topology"
+)
+
+// RoleKey turns a role name into the part of a variable name: nginx-lb →
+// NGINX_LB.
+func RoleKey(role string) string {
+	return strings.ToUpper(strings.ReplaceAll(role, "-", "_"))
+}
+
+// Facts are the LAB_* variables every step of a node sees.
+func Facts(lab *topology.Lab, n topology.Node) map[string]string {
+	f := map[string]string{
+		"LAB_NAME":  lab.Name,
+		"LAB_NODE":  n.Name,
+		"LAB_ROLE":  n.Role,
+		"LAB_INDEX": strconv.Itoa(n.Index),
+		"LAB_IP":    n.IP().String(),
+		"LAB_FQDN":  lab.FQDN(n),
+	}
+	if len(n.Interfaces) > 0 {
+		if net := lab.Network(n.Interfaces[0].Network); net != nil {
+			f["LAB_DOMAIN"] = net.Domain
+			f["LAB_SUBNET"] = net.Subnet.String()
+			f["LAB_HOST_IP"] = net.Gateway.String()
+		}
+	}
+	var roles, all []string
+	for _, r := range lab.Topology.Nodes {
+		roles = append(roles, r.Role)
+		var names, ips []string
+		for _, m := range lab.RoleNodes(r.Role) {
+			names = append(names, m.Name)
+			ips = append(ips, m.IP().String())
+		}
+		all = append(all, names...)
+		k := RoleKey(r.Role)
+		f["LAB_ROLE_"+k+"_NODES"] = strings.Join(names, " ")
+		f["LAB_ROLE_"+k+"_IPS"] = strings.Join(ips, " ")
+		f["LAB_ROLE_"+k+"_COUNT"] = strconv.Itoa(len(names))
+	}
+	f["LAB_ROLES"] = strings.Join(roles, " ")
+	f["LAB_NODES"] = strings.Join(all, " ")
+	return f
+}
+
+// Env renders facts as sorted KEY=VALUE pairs.
+func Env(facts map[string]string) []string {
+	out := make([]string, 0, len(facts))
+	for k, v := range facts {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// factsDoc is /etc/lab/facts.json.
+type factsDoc struct {
+	Lab    string               `json:"lab"`
+	Node   string               `json:"node"`
+	Role   string               `json:"role"`
+	Index  int                  `json:"index"`
+	IP     string               `json:"ip"`
+	FQDN   string               `json:"fqdn"`
+	Domain string               `json:"domain"`
+	Roles  map[string]roleFacts `json:"roles"`
+	Nodes  []nodeFacts          `json:"nodes"`
+	Env    map[string]string    `json:"env"`
+}
+
+type roleFacts struct {
+	Nodes []string `json:"nodes"`
+	IPs   []string `json:"ips"`
+}
+
+type nodeFacts struct {
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Index int    `json:"index"`
+	IP    string `json:"ip"`
+	FQDN  string `json:"fqdn"`
+}
+
+// FactsJSON is the content of /etc/lab/facts.json for a node.
+func FactsJSON(lab *topology.Lab, n topology.Node) string {
+	f := Facts(lab, n)
+	d := factsDoc{Lab: lab.Name, Node: n.Name, Role: n.Role, Index: n.Index, IP: n.IP().String(), FQDN: lab.FQDN(n),
+		Domain: f["LAB_DOMAIN"], Roles: map[string]roleFacts{}, Env: f}
+	for _, r := range lab.Topology.Nodes {
+		rf := roleFacts{Nodes: []string{}, IPs: []string{}}
+		for _, m := range lab.RoleNodes(r.Role) {
+			rf.Nodes = append(rf.Nodes, m.Name)
+			rf.IPs = append(rf.IPs, m.IP().String())
+		}
+		d.Roles[r.Role] = rf
+	}
+	for _, m := range lab.Nodes {
+		d.Nodes = append(d.Nodes, nodeFacts{Name: m.Name, Role: m.Role, Index: m.Index, IP: m.IP().String(), FQDN: lab.FQDN(m)})
+	}
+	b, _ := json.MarshalIndent(d, "", "  ")
+	return string(b) + "\n"
+}
+
+// FactsEnvFile is /etc/lab/facts.env: the same facts for `. /etc/lab/facts.env`.
+func FactsEnvFile(lab *topology.Lab, n topology.Node) string {
+	var b strings.Builder
+	for _, kv := range Env(Facts(lab, n)) {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(v, "'", `'\''`))
+	}
+	return b.String()
+}
