@@ -23,7 +23,13 @@ var ErrSkipped = errors.New("skipped")
 // SkippedError says which dependency kept a task from running.
 type SkippedError struct{ Dep string }
 
-func (e *SkippedError) Error() string { return fmt.Sprintf("skipped: %s did not finish", e.Dep) }
+func (e *SkippedError) Error() string {
+	_, what, _ := strings.Cut(e.Dep, ":") // task ids are kind:node
+	if what == "" {
+		what = e.Dep
+	}
+	return fmt.Sprintf("skipped: %s did not finish", what)
+}
 func (e *SkippedError) Is(target error) bool {
 	return target == ErrSkipped
 }

@@ -707,6 +707,12 @@ func (e *Engine) provisionNode(ctx context.Context, lab *topology.Lab, st *state
 	if len(n.Spec.Health) > 0 {
 		e.emit(n.Name, PhaseHealth, "%d checks", len(n.Spec.Health))
 		if err := e.Provisioner.Health(ctx, req, health); err != nil {
+			// Not done until healthy: the next up checks again.
+			_ = e.update(st, func() {
+				if p := st.Nodes[n.Name].Provision; p != nil {
+					p.Done = false
+				}
+			})
 			e.emit(n.Name, PhaseFailed, "%v", err)
 			return err
 		}

@@ -53,9 +53,9 @@ func newUp() *cobra.Command {
 			if err != nil {
 				var ue *engine.UpError
 				if errors.As(err, &ue) {
-					for _, f := range ue.Failed {
+					for i, f := range ue.Failed {
 						if p := e.LogPath(f.Node); fileExists(p) {
-							f.Err = fmt.Errorf("%w\n  full log: %s", f.Err, p)
+							ue.Failed[i].Err = fmt.Errorf("%w\n  full log: %s", f.Err, p)
 						}
 					}
 				}

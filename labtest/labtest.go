@@ -1,0 +1,282 @@
+// Package labtest runs real labs from tests: it builds the lab binary once,
+// writes a lab folder, runs lab commands as a user would, and after every
+// test destroys the lab and checks that nothing of it is left on the machine
+// (containers, bridges, dnsmasq, firewall rules, mounts, state, locks).
+//
+// Integration tests are skipped with -short; without -short they need root
+// and LXC, and fail (not skip) when those are missing, so CI cannot pass
+// without running them.
+package labtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Integration marks a test that touches the machine.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs without -short, as root, with LXC")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("integration tests need root (run make test as root, or go test -short for unit tests only)")
+	}
+	for _, bin := range []string{"lxc-start", "mmdebstrap", "dnsmasq", "nft", "ip"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("integration tests need %s: run make setup", bin)
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Root is the repository's top folder.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// Binary builds bin/lab once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "labtest-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "lab")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/lab")
+		cmd.Dir = Root()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// Lab is a lab folder under test.
+type Lab struct {
+	T    testing.TB
+	Dir  string
+	Name string
+	Bin  string
+	Env  []string
+}
+
+// New writes files (lab.yaml and any scripts, by relative path) into a new
+// folder and registers a cleanup that destroys the lab and checks for leaks.
+func New(t testing.TB, name string, files map[string]string) *Lab {
+	t.Helper()
+	l := &Lab{T: t, Dir: t.TempDir(), Name: name, Bin: Binary(t)}
+	for p, content := range files {
+		l.Write(p, content)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(l.Dir, ".lab")); err == nil {
+			if _, stderr, code := l.Run("destroy"); code != 0 {
+				t.Errorf("cleanup: lab destroy failed (exit %d): %s", code, stderr)
+			}
+		}
+		AssertNoLeaks(t, name, l.Dir)
+	})
+	return l
+}
+
+// Write writes a file of the lab folder (scripts get mode 0755).
+func (l *Lab) Write(rel, content string) {
+	p := filepath.Join(l.Dir, rel)
+	require.NoError(l.T, os.MkdirAll(filepath.Dir(p), 0o755))
+	mode := os.FileMode(0o644)
+	if strings.HasSuffix(rel, ".sh") {
+		mode = 0o755
+	}
+	require.NoError(l.T, os.WriteFile(p, []byte(content), mode))
+}
+
+// Run runs lab with args in the lab folder: stdout, stderr, exit code.
+func (l *Lab) Run(args ...string) (string, string, int) {
+	l.T.Helper()
+	cmd := exec.Command(l.Bin, args...)
+	cmd.Dir = l.Dir
+	cmd.Env = append(append(os.Environ(), "CI=true"), l.Env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		l.T.Fatalf("lab %s: %v", strings.Join(args, " "), err)
+	}
+	l.T.Logf("lab %s → exit %d in %.2fs", strings.Join(args, " "), code, time.Since(start).Seconds())
+	return out.String(), errb.String(), code
+}
+
+// MustRun runs lab and fails the test unless it exits 0.
+func (l *Lab) MustRun(args ...string) string {
+	l.T.Helper()
+	out, errs, code := l.Run(args...)
+	if code != 0 {
+		l.T.Fatalf("lab %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// Exec runs a command in a node: its stdout and exit code.
+func (l *Lab) Exec(node string, cmd ...string) (string, int) {
+	l.T.Helper()
+	out, _, code := l.Run(append([]string{"exec", node, "--"}, cmd...)...)
+	return out, code
+}
+
+// NodeStatus is a node in `lab status --json`.
+type NodeStatus struct {
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	Addresses   []string `json:"addresses"`
+	Provisioned string   `json:"provisioned"`
+	ID          string   `json:"id"`
+}
+
+// Status returns `lab status --json`'s nodes by name.
+func (l *Lab) Status() map[string]NodeStatus {
+	l.T.Helper()
+	var doc struct {
+		Nodes []NodeStatus `json:"nodes"`
+	}
+	require.NoError(l.T, json.Unmarshal([]byte(l.MustRun("status", "--json")), &doc))
+	out := map[string]NodeStatus{}
+	for _, n := range doc.Nodes {
+		out[n.Name] = n
+	}
+	return out
+}
+
+// InitPID is the host PID of a node's init, or 0 when it is not running: a
+// node that was not restarted keeps it.
+func (l *Lab) InitPID(node string) int {
+	out, err := exec.Command("lxc-info", "-p", "-H", "-n", l.Name+"-"+node).Output()
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscanf(strings.TrimSpace(string(out)), "%d", &pid)
+	return pid
+}
+
+// RequireRouteVia checks that the host reaches addr through bridge, before a
+// test sends anything there: a lab address must never leave the machine.
+func RequireRouteVia(t testing.TB, addr, bridge string) {
+	t.Helper()
+	out, err := exec.Command("ip", "route", "get", addr).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "dev "+bridge+" ", "route to %s does not use the lab bridge: %s", addr, out)
+}
+
+// Leaks lists everything of lab name still on the machine.
+func Leaks(name, dir string) []string {
+	var out []string
+	prefix := name + "-"
+	if entries, err := os.ReadDir("/var/lib/lxc"); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, "container /var/lib/lxc/"+e.Name())
+			}
+		}
+	}
+	if links, err := os.ReadDir("/sys/class/net"); err == nil {
+		for _, l := range links {
+			if strings.HasPrefix(l.Name(), "lab-"+prefix) {
+				out = append(out, "bridge "+l.Name())
+			}
+		}
+	}
+	if files, err := os.ReadDir("/run/lab"); err == nil {
+		for _, f := range files {
+			if strings.HasPrefix(f.Name(), "lab-"+prefix) {
+				out = append(out, "file /run/lab/"+f.Name())
+			}
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("dnsmasq")) || !bytes.Contains(b, []byte("/run/lab/lab-"+prefix)) {
+			continue
+		}
+		stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // exited; waiting for init to reap it
+		}
+		out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " ")+" ("+p+")")
+	}
+	if b, err := exec.Command("nft", "list", "tables").Output(); err == nil {
+		table := "lab_" + strings.ReplaceAll(name, "-", "_")
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "table inet "+table {
+				out = append(out, "nftables "+line)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/mounts"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "/var/lib/lxc/"+prefix) {
+				out = append(out, "mount "+line)
+			}
+		}
+	}
+	if dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, ".lab")); err == nil {
+			out = append(out, "state "+filepath.Join(dir, ".lab"))
+		}
+	}
+	// No image build lock may be held, and no half-built image left.
+	locks, _ := filepath.Glob("/var/cache/lab/images/.*.lock")
+	for _, p := range locks {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			out = append(out, "held image lock "+p)
+		} else {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}
+	builds, _ := filepath.Glob("/var/cache/lab/images/.build-*")
+	for _, b := range builds {
+		out = append(out, "half-built image "+b)
+	}
+	return out
+}
+
+// AssertNoLeaks fails the test if anything of the lab is left.
+func AssertNoLeaks(t testing.TB, name, dir string) {
+	t.Helper()
+	if leaks := Leaks(name, dir); len(leaks) > 0 {
+		t.Errorf("lab %s left behind:\n  %s", name, strings.Join(leaks, "\n  "))
+	}
+}
