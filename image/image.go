@@ -88,7 +88,7 @@ type Cache struct {
 }
 
 func (c *Cache) imageDir(key string) string { return filepath.Join(c.Dir, "images", key) }
-func (c *Cache) debDir() string            { return filepath.Join(c.Dir, "debs") }
+func (c *Cache) debDir() string             { return filepath.Join(c.Dir, "debs") }
 
 // Get returns a built image, or os.ErrNotExist.
 func (c *Cache) Get(key string) (*Image, error) {

@@ -239,7 +239,7 @@ func newExec() *cobra.Command {
 type exitStatus struct{ code int }
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-func exitWith(code int) error    { return exitStatus{code} }
+func exitWith(code int) error      { return exitStatus{code} }
 
 // factsEnv is the LAB_* environment of a node, for exec.
 func factsEnv(lab *topology.Lab, node string) []string {

@@ -190,7 +190,7 @@ nohup sh -c 'sleep 1; touch /run/app-ready' >/dev/null 2>&1 &
 	o, _ = l.Exec("db1", "stat", "-c", "%a %s", "/etc/motd")
 	assert.Equal(t, "600 19\n", o)
 	var facts struct {
-		Node  string `json:"node"`
+		Node  string                            `json:"node"`
 		Roles map[string]struct{ IPs []string } `json:"roles"`
 	}
 	o, _ = l.Exec("lb1", "cat", "/etc/lab/facts.json")

@@ -1,0 +1,51 @@
+# lab: see README.md. Everything here runs as root on Debian 12.
+GO      ?= go
+LAB     := bin/lab
+LABFILE ?= labs/todomvc/lab.yaml
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all setup build up down test unit fuzz bench lint clean
+
+all: build
+
+## setup: install the Debian packages lab needs (idempotent)
+setup:
+	./scripts/setup.sh
+
+## build: build bin/lab
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(LAB) ./cmd/lab
+
+## up: set up the machine and bring up the default lab (labs/todomvc)
+up: setup build
+	$(LAB) -f $(LABFILE) up
+
+## down: destroy the default lab
+down: build
+	$(LAB) -f $(LABFILE) destroy
+
+## test: every test: unit, a short fuzz run, integration and end-to-end on real LXC
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 75m -p 1 ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 15s ./topology
+
+## unit: unit tests only (no root, no machine changes)
+unit:
+	$(GO) test -short -count=1 ./...
+
+## fuzz: a longer fuzz run of the topology loader
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./topology
+
+## bench: speed of lab up/destroy against liblxc started directly (the floor)
+bench: setup
+	$(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 3x ./bench/
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
