@@ -1,0 +1,39 @@
+"""Settings of the TodoMVC app, from /etc/todo/app.json (written by
+provisioning from the lab's facts): the primary and every pg node."""
+import json
+import os
+
+CONF = json.load(open(os.environ.get("TODO_CONF", "/etc/todo/app.json")))
+
+LAB_NODE = CONF["node"]
+PRIMARY = CONF["primary"]
+SECRET_KEY = "todomvc-lab-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["todo"]
+MIDDLEWARE = []
+ROOT_URLCONF = "todo.urls"
+WSGI_APPLICATION = "todo.wsgi.application"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+
+
+def _db(host):
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "todo",
+        "USER": "todo",
+        "PASSWORD": CONF["password"],
+        "HOST": host,
+        "PORT": 5432,
+        "CONN_MAX_AGE": 60,
+        "OPTIONS": {"connect_timeout": 2},
+    }
+
+
+# "default" is the primary (writes); every pg node also has an alias by name,
+# so reads can go to a standby the discovery file says is live.
+DATABASES = {"default": _db(PRIMARY)}
+for d in CONF["databases"]:
+    DATABASES[d["name"]] = _db(d["host"])

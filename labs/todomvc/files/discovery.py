@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""lab-discovery: Serf-driven service discovery for the todomvc lab.
+
+  lab-discovery event    Serf event handler: on any membership or tag change,
+                         rewrite what this node derives from the member list.
+  lab-discovery refresh  the same, run by hand or by provisioning.
+  lab-discovery watch    nginx nodes: probe this node's app every second and
+                         set the Serf tag app=up or app=down when it changes.
+
+What a node derives depends on its role tag:
+  nginx: /etc/nginx/todo-upstreams.conf (live nodes whose app is up; nginx
+         reloaded when it changes) and /etc/todo/discovery.json (the live
+         primary and standbys, read by the app to route reads).
+  adm:   the status page, /var/www/status/index.html and members.json.
+"""
+import fcntl
+import html
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+RPC = "127.0.0.1:7373"
+
+
+def serf(*args, timeout=10):
+    return subprocess.run(["serf", *args, "-rpc-addr", RPC], capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
+def members():
+    return json.loads(serf("members", "-format", "json"))["members"]
+
+
+def self_tags():
+    try:
+        with open("/var/lib/serf/tags.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def write_if_changed(path, content, mode=0o644):
+    try:
+        with open(path) as f:
+            if f.read() == content:
+                return False
+    except OSError:
+        pass
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def ip_of(m):
+    return m["addr"].rsplit(":", 1)[0]
+
+
+def alive(ms, **tags):
+    return sorted((m for m in ms if m["status"] == "alive" and all(m["tags"].get(k) == v for k, v in tags.items())),
+                  key=lambda m: m["name"])
+
+
+def refresh_nginx(ms):
+    backends = alive(ms, role="nginx", app="up")
+    lines = [f"server {ip_of(m)}:8000 max_fails=1 fail_timeout=3s;  # {m['name']}\n" for m in backends]
+    if not lines:
+        # nginx needs one server; none is up, so answer 502 until one is.
+        lines = ["server 127.0.0.1:9 down;  # no live backend\n"]
+    if write_if_changed("/etc/nginx/todo-upstreams.conf", "".join(lines)):
+        if subprocess.run(["nginx", "-t", "-q"]).returncode == 0:
+            subprocess.run(["systemctl", "reload", "nginx"], check=False)
+    primary = [m["name"] for m in alive(ms, role="pg", pg="primary")]
+    standbys = [m["name"] for m in alive(ms, role="pg", pg="standby")]
+    os.makedirs("/etc/todo", exist_ok=True)
+    write_if_changed("/etc/todo/discovery.json",
+                     json.dumps({"primary": primary[0] if primary else None, "standbys": standbys,
+                                 "backends": [m["name"] for m in backends], "updated": time.time()}, indent=2) + "\n")
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>{lab}: members</title>
+<style>
+ body {{ font: 15px system-ui, sans-serif; margin: 2em; color: #222 }}
+ table {{ border-collapse: collapse }} td, th {{ padding: .3em .9em; border-bottom: 1px solid #ddd; text-align: left }}
+ .alive {{ color: #080 }} .failed {{ color: #c00; font-weight: bold }} .left {{ color: #888 }} .down {{ color: #c00 }}
+</style></head><body>
+<h1>{lab}</h1>
+<p>{n_alive} of {n} members alive &middot; refreshed from Serf at {when} &middot; <a href="members.json">members.json</a></p>
+<table><tr><th>member</th><th>address</th><th>role</th><th>status</th><th>health</th><th>tags</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def health(m):
+    t = m["tags"]
+    if m["status"] != "alive":
+        return m["status"]
+    if t.get("role") == "nginx":
+        return "app " + t.get("app", "?")
+    if t.get("role") == "pg":
+        return t.get("pg", "starting")
+    return "ok"
+
+
+def refresh_adm(ms):
+    os.makedirs("/var/www/status", exist_ok=True)
+    ms = sorted(ms, key=lambda m: (m["tags"].get("role", ""), m["name"]))
+    rows = []
+    for m in ms:
+        h = health(m)
+        cls = "down" if h.endswith("down") else m["status"]
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(m["tags"].items()))
+        rows.append(f"<tr><td>{html.escape(m['name'])}</td><td>{ip_of(m)}</td><td>{html.escape(m['tags'].get('role', ''))}</td>"
+                    f"<td class=\"{m['status']}\">{m['status']}</td><td class=\"{cls}\">{html.escape(h)}</td><td>{html.escape(tags)}</td></tr>")
+    doc = [{"name": m["name"], "address": ip_of(m), "role": m["tags"].get("role"), "status": m["status"],
+            "health": health(m), "tags": m["tags"]} for m in ms]
+    write_if_changed("/var/www/status/members.json", json.dumps(doc, indent=2) + "\n")
+    write_if_changed("/var/www/status/index.html", PAGE.format(
+        lab=html.escape(lab_name()), n=len(ms), n_alive=sum(m["status"] == "alive" for m in ms),
+        when=time.strftime("%H:%M:%S"), rows="\n".join(rows)))
+
+
+def lab_name():
+    try:
+        with open("/etc/lab/facts.json") as f:
+            return json.load(f)["lab"]
+    except (OSError, ValueError, KeyError):
+        return "lab"
+
+
+def refresh():
+    role = os.environ.get("SERF_SELF_ROLE") or self_tags().get("role")
+    # Handlers can run at once; one at a time keeps the files consistent.
+    with open("/run/lab-discovery.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ms = members()
+        if role == "nginx":
+            refresh_nginx(ms)
+        elif role == "adm":
+            refresh_adm(ms)
+
+
+def watch():
+    with open("/etc/todo/app.json") as f:
+        node = json.load(f)["node"]
+    ip = subprocess.run(["sh", "-c", ". /etc/lab/facts.env && echo $LAB_IP"], capture_output=True, text=True).stdout.strip()
+    url = f"http://{ip}:8000/api/health"
+    state = None
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                up = r.status == 200
+        except Exception:
+            up = False
+        want = "up" if up else "down"
+        if want != state:
+            try:
+                serf("tags", "-set", f"app={want}")
+                print(f"{node}: app {want}", flush=True)
+                state = want
+            except Exception as e:  # serf not up yet: try again next round
+                print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
+        time.sleep(1)
+
+
+def main():
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "refresh"
+    if cmd == "event":
+        sys.stdin.read()  # the event's members; we re-read the whole list
+        refresh()
+    elif cmd == "refresh":
+        refresh()
+    elif cmd == "watch":
+        watch()
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Every node runs a Serf agent that joins adm1, with its role as a tag.
+# Roles that react to membership (adm, nginx) get lab-discovery as handler.
+set -euo pipefail
+mkdir -p /etc/serf /var/lib/serf
+# Tags live in a tags file so `serf tags -set` survives restarts.
+[ -f /var/lib/serf/tags.json ] || echo "{\"role\": \"$LAB_ROLE\"}" > /var/lib/serf/tags.json
+handler=""
+if [ -x /usr/local/bin/lab-discovery ]; then
+  handler='"event_handlers": ["/usr/local/bin/lab-discovery event"],'
+fi
+cat > /etc/serf/lab.json <<JSON
+{
+  "node_name": "$LAB_NODE",
+  "bind": "$LAB_IP:7946",
+  "advertise": "$LAB_IP:7946",
+  "rpc_addr": "127.0.0.1:7373",
+  "tags_file": "/var/lib/serf/tags.json",
+  $handler
+  "retry_join": ["$LAB_ROLE_ADM_IPS"],
+  "retry_interval": "1s",
+  "reconnect_interval": "2s",
+  "log_level": "warn"
+}
+JSON
+rm -f /etc/serf/serf.json
+systemctl enable -q serf
+systemctl restart serf
+for i in $(seq 1 100); do serf members >/dev/null 2>&1 && break; sleep 0.1; done
+serf members >/dev/null
+echo "serf agent $LAB_NODE up, joining $LAB_ROLE_ADM_IPS"

@@ -1,0 +1,245 @@
+// Package todomvc holds the flagship lab; its end-to-end test brings the
+// real lab up and checks what a user would: the app, replication, and that
+// traffic keeps flowing when backends go away or are added.
+package todomvc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
+)
+
+// The test lab is this folder's lab with its own name and subnet, so it
+// never collides with a `make up` of the real one.
+const (
+	name   = "todo-e2e"
+	subnet = "10.97.10"
+)
+
+func copyLab(t *testing.T, nginx int) map[string]string {
+	files := map[string]string{}
+	root := "."
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() && (fi.Name() == ".lab") {
+			return filepath.SkipDir
+		}
+		if fi.Mode().IsRegular() && !strings.HasSuffix(p, "_test.go") && !strings.HasSuffix(p, ".md") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files[p] = string(b)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	files["lab.yaml"] = labFile(t, files["lab.yaml"], nginx)
+	return files
+}
+
+func labFile(t *testing.T, src string, nginx int) string {
+	out := strings.NewReplacer(
+		"name: todomvc", "name: "+name,
+		"10.80.0.0/24", subnet+".0/24",
+		"domain: todomvc.lab", "domain: "+name+".lab",
+	).Replace(src)
+	require.Contains(t, out, "name: "+name)
+	// The nginx role's count.
+	i := strings.Index(out, "role: nginx")
+	require.Positive(t, i)
+	j := strings.Index(out[i:], "count: 2")
+	require.Positive(t, j)
+	return out[:i+j] + fmt.Sprintf("count: %d", nginx) + out[i+j+len("count: 2"):]
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+func ip(host int) string { return fmt.Sprintf("%s.%d", subnet, host) }
+
+// Node addresses, from the address plan: adm .11, pg .31+, nginx .51+.
+var (
+	adm1   = ip(11)
+	nginx1 = ip(51)
+	nginx2 = ip(52)
+	nginx3 = ip(53)
+)
+
+type todo struct {
+	ID        int    `json:"id"`
+	Title     string `json:"title"`
+	Completed bool   `json:"completed"`
+}
+
+func call(t *testing.T, method, url string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	require.NoError(t, err, "%s %s", method, url)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func eventually(t *testing.T, what string, within time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func statusOK(url string) bool {
+	resp, err := client.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+func TestTodoMVC(t *testing.T) {
+	labtest.Integration(t)
+	l := labtest.New(t, name, copyLab(t, 2))
+	_, stderr, code := l.Run("up")
+	require.Equal(t, 0, code, "lab up:\n%s", stderr)
+	for _, a := range []string{adm1, nginx1, nginx2} {
+		labtest.RequireRouteVia(t, a, "lab-"+name+"-0")
+	}
+
+	// Add a todo through nginx1, read it back through nginx2.
+	resp, b := call(t, "POST", "http://"+nginx1+"/api/todos", map[string]any{"title": "replicate me"})
+	require.Equal(t, 201, resp.StatusCode, string(b))
+	var created todo
+	require.NoError(t, json.Unmarshal(b, &created))
+	resp, b = call(t, "GET", fmt.Sprintf("http://%s/api/todos/%d", nginx2, created.ID), nil)
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	var got todo
+	require.NoError(t, json.Unmarshal(b, &got))
+	assert.Equal(t, "replicate me", got.Title)
+
+	// The TodoMVC operations: toggle, edit, clear completed, delete.
+	resp, b = call(t, "PATCH", fmt.Sprintf("http://%s/api/todos/%d", nginx2, created.ID), map[string]any{"completed": true, "title": "replicated"})
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	resp, b = call(t, "POST", "http://"+nginx1+"/api/todos", map[string]any{"title": "second"})
+	require.Equal(t, 201, resp.StatusCode, string(b))
+	var second todo
+	require.NoError(t, json.Unmarshal(b, &second))
+	resp, _ = call(t, "DELETE", "http://"+nginx1+"/api/todos", nil) // clear completed
+	require.Equal(t, 200, resp.StatusCode)
+	resp, b = call(t, "GET", "http://"+nginx2+"/api/todos", nil)
+	require.Equal(t, 200, resp.StatusCode)
+	var list []todo
+	require.NoError(t, json.Unmarshal(b, &list))
+	require.Len(t, list, 1)
+	assert.Equal(t, "second", list[0].Title)
+	resp, b = call(t, "GET", "http://"+nginx1+"/", nil)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, string(b), "todos")
+
+	// The row is on the standby within seconds, read-only there.
+	eventually(t, "todo row on pg2", 5*time.Second, func() bool {
+		out, c := l.Exec("pg2", "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-qtAc", fmt.Sprintf("select title from todos where id = %d", second.ID))
+		return c == 0 && strings.TrimSpace(out) == "second"
+	})
+	out, _, c := l.Run("exec", "pg2", "--", "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-c", "insert into todos (title) values ('nope')")
+	assert.NotEqual(t, 0, c, "a write on the standby succeeded: %s", out)
+	_, stderr, _ = l.Run("exec", "pg2", "--", "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-c", "insert into todos (title) values ('nope')")
+	assert.Contains(t, stderr, "read-only transaction")
+
+	// Reads go to the standby when it has caught up.
+	sawStandby := false
+	for i := 0; i < 10 && !sawStandby; i++ {
+		resp, _ := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+		sawStandby = resp.Header.Get("X-DB") == "pg2"
+	}
+	assert.True(t, sawStandby, "no read was served from the standby")
+
+	// Stop the webapp on nginx1: requests to both nginx nodes keep working,
+	// and nginx1 drops out of every upstream list.
+	_, c = l.Exec("nginx1", "systemctl", "stop", "todo")
+	require.Equal(t, 0, c)
+	for i := 0; i < 20; i++ {
+		for _, h := range []string{nginx1, nginx2} {
+			resp, b := call(t, "GET", "http://"+h+"/api/todos", nil)
+			require.Equal(t, 200, resp.StatusCode, "request %d to %s: %s", i, h, b)
+			assert.Equal(t, "nginx2", resp.Header.Get("X-Served-By"))
+		}
+	}
+	for _, n := range []string{"nginx1", "nginx2"} {
+		eventually(t, "nginx1 leaves "+n+"'s upstreams", 15*time.Second, func() bool {
+			out, c := l.Exec(n, "cat", "/etc/nginx/todo-upstreams.conf")
+			return c == 0 && !strings.Contains(out, nginx1+":") && strings.Contains(out, nginx2+":")
+		})
+	}
+	eventually(t, "status page shows nginx1's app down", 10*time.Second, func() bool {
+		_, b := call(t, "GET", "http://"+adm1+"/members.json", nil)
+		return strings.Contains(string(b), `"health": "app down"`)
+	})
+	_, c = l.Exec("nginx1", "systemctl", "start", "todo")
+	require.Equal(t, 0, c)
+	eventually(t, "nginx1 back in nginx2's upstreams", 15*time.Second, func() bool {
+		out, _ := l.Exec("nginx2", "cat", "/etc/nginx/todo-upstreams.conf")
+		return strings.Contains(out, nginx1+":")
+	})
+
+	// Stop the whole nginx2 node: nginx1 still serves.
+	l.MustRun("halt", "nginx2")
+	for i := 0; i < 10; i++ {
+		resp, b := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+		require.Equal(t, 200, resp.StatusCode, "request %d after halting nginx2: %s", i, b)
+	}
+
+	// Scale nginx 2→3: nginx3 serves, and is in everyone's upstreams and on
+	// the status page. (lab up also starts nginx2 again.)
+	l.Write("lab.yaml", labFile(t, mustRead(t, "lab.yaml"), 3))
+	_, stderr, code = l.Run("up")
+	require.Equal(t, 0, code, "scale-out:\n%s", stderr)
+	eventually(t, "nginx3 serves", 10*time.Second, func() bool { return statusOK("http://" + nginx3 + "/api/todos") })
+	for _, n := range []string{"nginx1", "nginx2", "nginx3"} {
+		eventually(t, "nginx3 in "+n+"'s upstreams", 15*time.Second, func() bool {
+			out, _ := l.Exec(n, "cat", "/etc/nginx/todo-upstreams.conf")
+			return strings.Contains(out, nginx3+":") && strings.Contains(out, nginx1+":") && strings.Contains(out, nginx2+":")
+		})
+	}
+	served := map[string]bool{}
+	for i := 0; i < 30; i++ {
+		resp, _ := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+		served[resp.Header.Get("X-Served-By")] = true
+	}
+	assert.True(t, served["nginx3"], "nginx3 never received traffic: %v", served)
+	eventually(t, "nginx3 on the status page", 10*time.Second, func() bool {
+		_, b := call(t, "GET", "http://"+adm1+"/", nil)
+		return strings.Contains(string(b), "<td>nginx3</td>")
+	})
+}
+
+func mustRead(t *testing.T, rel string) string {
+	b, err := os.ReadFile(rel)
+	require.NoError(t, err)
+	return string(b)
+}
