@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,37 @@ func mustRead(t *testing.T, rel string) string {
 	b, err := os.ReadFile(rel)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// BenchmarkUp reports the full lab's up from a warm image cache to every
+// health check green, and a scale-out of nginx from 2 to 4 nodes.
+func BenchmarkUp(b *testing.B) {
+	labtest.Integration(b)
+	t := &testing.T{}
+	files := copyLab(t, 2)
+	l := labtest.New(b, name, files)
+	l.MustRun("image", "build")
+	var ups, scales, destroys []time.Duration
+	for i := 0; i < b.N; i++ {
+		l.Write("lab.yaml", files["lab.yaml"])
+		start := time.Now()
+		l.MustRun("up")
+		ups = append(ups, time.Since(start))
+		l.Write("lab.yaml", labFile(t, files["lab.yaml"], 4))
+		start = time.Now()
+		l.MustRun("up")
+		scales = append(scales, time.Since(start))
+		start = time.Now()
+		l.MustRun("destroy")
+		destroys = append(destroys, time.Since(start))
+	}
+	med := func(d []time.Duration) float64 {
+		s := append([]time.Duration(nil), d...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2].Seconds()
+	}
+	b.ReportMetric(med(ups), "up-s")
+	b.ReportMetric(med(scales), "scale2to4-s")
+	b.ReportMetric(med(destroys), "destroy-s")
+	b.Logf("todomvc, warm cache: up to all health checks green %.1fs (goal <30s), nginx 2→4 %.1fs, destroy %.2fs", med(ups), med(scales), med(destroys))
 }
