@@ -104,6 +104,21 @@ func (e *Engine) begin(lab string) {
 	e.lab = lab
 }
 
+// open starts a command that changes the lab: it takes the lock and loads
+// the state. The caller unlocks.
+func (e *Engine) open(top *topology.Topology) (*state.State, error) {
+	e.begin(top.Name)
+	if err := e.lock(); err != nil {
+		return nil, err
+	}
+	st, err := e.load(top)
+	if err != nil {
+		e.Store.Unlock()
+		return nil, err
+	}
+	return st, nil
+}
+
 // load returns the lab's state, or a new one.
 func (e *Engine) load(top *topology.Topology) (*state.State, error) {
 	st, err := e.Store.Load()
@@ -303,15 +318,11 @@ func (e *UpError) Error() string {
 
 // Up brings the lab to what the topology says.
 func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions) (*plan.Plan, error) {
-	e.begin(top.Name)
-	if err := e.lock(); err != nil {
-		return nil, err
-	}
-	defer e.Store.Unlock()
-	st, err := e.load(top)
+	st, err := e.open(top)
 	if err != nil {
 		return nil, err
 	}
+	defer e.Store.Unlock()
 	lab, err := e.Expand(ctx, top, st)
 	if err != nil {
 		return nil, err
@@ -723,15 +734,11 @@ func (e *Engine) provisionNode(ctx context.Context, lab *topology.Lab, st *state
 
 // Halt stops every node of the lab and keeps them.
 func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []string) error {
-	e.begin(top.Name)
-	if err := e.lock(); err != nil {
-		return err
-	}
-	defer e.Store.Unlock()
-	st, err := e.load(top)
+	st, err := e.open(top)
 	if err != nil {
 		return err
 	}
+	defer e.Store.Unlock()
 	want := map[string]bool{}
 	for _, n := range nodes {
 		if st.Nodes[n] == nil {
@@ -925,15 +932,11 @@ func (e *Engine) ImageSpecs(top *topology.Topology) ([]image.Spec, error) {
 // Reprovision runs every provisioning step again on the named nodes, the
 // nodes of one role, or (neither given) every node, in `after` order.
 func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes []string, role string) error {
-	e.begin(top.Name)
-	if err := e.lock(); err != nil {
-		return err
-	}
-	defer e.Store.Unlock()
-	st, err := e.load(top)
+	st, err := e.open(top)
 	if err != nil {
 		return err
 	}
+	defer e.Store.Unlock()
 	lab, err := e.Expand(ctx, top, st)
 	if err != nil {
 		return err

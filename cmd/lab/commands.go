@@ -36,14 +36,8 @@ func newUp() *cobra.Command {
 		Use:   "up",
 		Short: "Create, start and provision the lab; scale it to the counts in the file",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: withLab(true, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			var err error
 			ui := newProgress(cmd.ErrOrStderr(), cmd.OutOrStdout(), asJSON)
 			e := newEngine(ui)
 			e.LockWait = wait
@@ -65,12 +59,28 @@ func newUp() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "lab %s is up (%.1fs)\n", top.Name, time.Since(start).Seconds())
 			}
 			return nil
-		},
+		}),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON event per line on stdout")
 	c.Flags().BoolVar(&force, "provision", false, "run every provisioning step again")
 	c.Flags().DurationVar(&wait, "wait-lock", 0, "wait this long for another lab command on this lab to finish (default: fail at once)")
 	return c
+}
+
+// withLab wraps a command that needs the lab file (and root, when asRoot).
+func withLab(asRoot bool, f func(cmd *cobra.Command, top *topology.Topology, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		top, err := loadTopology()
+		if err != nil {
+			return err
+		}
+		if asRoot {
+			if err := needRoot(); err != nil {
+				return err
+			}
+		}
+		return f(cmd, top, args)
+	}
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -81,11 +91,8 @@ func newStatus() *cobra.Command {
 		Use:   "status",
 		Short: "Show each node's state, provider, addresses and provisioning",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
+		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			var err error
 			ns, lab, err := newEngine(nil).Status(cmd.Context(), top)
 			if err != nil {
 				return err
@@ -99,7 +106,7 @@ func newStatus() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Provider, s.State, strings.Join(s.Addresses, ","), dash(s.Provisioned), s.Note)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
@@ -118,11 +125,8 @@ func newPlan() *cobra.Command {
 		Use:   "plan",
 		Short: "Show what lab up would do: create, start, provision, destroy",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
+		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			var err error
 			p, _, err := newEngine(nil).Plan(cmd.Context(), top)
 			if err != nil {
 				return err
@@ -132,7 +136,7 @@ func newPlan() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %s:\n%s", p.Lab, p.String())
 			return nil
-		},
+		}),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
@@ -144,11 +148,8 @@ func newValidate() *cobra.Command {
 		Use:   "validate",
 		Short: "Check the lab file without touching the machine and print the expanded nodes",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
+		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			var err error
 			lab, err := topology.Expand(top, nil)
 			if err != nil {
 				return usageError{err}
@@ -171,7 +172,7 @@ func newValidate() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%dM\t%s\n", n.Name, n.Role, n.Provider, n.Image, n.IP(), n.CPUs, n.Memory>>20, dash(strings.Join(n.Packages, ",")))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
@@ -336,14 +337,8 @@ func newSSH() *cobra.Command {
 		Use:   "ssh NODE [-- COMMAND]",
 		Short: "Open an interactive shell in a node (attaches to it; no SSH server needed)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: withLab(true, func(cmd *cobra.Command, top *topology.Topology, args []string) error {
+			var err error
 			p, t, _, err := newEngine(nil).Target(cmd.Context(), top, args[0])
 			if err != nil {
 				return err
@@ -354,7 +349,7 @@ func newSSH() *cobra.Command {
 				return exitWith(ee.Code)
 			}
 			return err
-		},
+		}),
 	}
 }
 
@@ -363,14 +358,8 @@ func newProvision() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "provision [NODE…] [--role ROLE]",
 		Short: "Run provisioning again on nodes (all, some, or one role), whatever the records say",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: withLab(true, func(cmd *cobra.Command, top *topology.Topology, args []string) error {
+			var err error
 			if role != "" && top.RoleByName(role) == nil {
 				return usagef("provision: no role %q in %s", role, top.File)
 			}
@@ -379,7 +368,7 @@ func newProvision() *cobra.Command {
 			err = e.Reprovision(cmd.Context(), top, args, role)
 			ui.Close()
 			return err
-		},
+		}),
 	}
 	c.Flags().StringVar(&role, "role", "", "only the nodes of this role")
 	return c
@@ -389,19 +378,13 @@ func newHalt() *cobra.Command {
 	return &cobra.Command{
 		Use:   "halt [NODE…]",
 		Short: "Stop nodes and keep them (lab up starts them again)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: withLab(true, func(cmd *cobra.Command, top *topology.Topology, args []string) error {
+			var err error
 			ui := newProgress(cmd.ErrOrStderr(), cmd.OutOrStdout(), false)
 			err = newEngine(ui).Halt(cmd.Context(), top, args)
 			ui.Close()
 			return err
-		},
+		}),
 	}
 }
 
@@ -467,14 +450,8 @@ func newImage() *cobra.Command {
 		Use:   "build",
 		Short: "Build the images the lab file's roles need",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			top, err := loadTopology()
-			if err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: withLab(true, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			var err error
 			e := newEngine(nil)
 			specs, err := e.ImageSpecs(top)
 			if err != nil {
@@ -494,7 +471,7 @@ func newImage() *cobra.Command {
 				})
 			}
 			return g.Wait()
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
