@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -143,7 +145,7 @@ func (c *Cache) Remove(key string) error {
 	if err := os.Rename(dir, trash); err != nil {
 		return err
 	}
-	return os.RemoveAll(trash)
+	return RemoveTree(trash)
 }
 
 // PruneDebs empties the .deb download cache.
@@ -204,13 +206,23 @@ func (c *Cache) log(key, format string, args ...any) {
 
 func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error) {
 	imagesDir := filepath.Join(c.Dir, "images")
+	// Builds a killed lab left behind: stop what still runs, unmount, remove.
+	if err := c.cleanStale(key); err != nil {
+		return nil, fmt.Errorf("image %s: %w", key, err)
+	}
 	tmp := filepath.Join(imagesDir, fmt.Sprintf(".build-%s-%d", key, os.Getpid()))
-	_ = os.RemoveAll(tmp)
+	if err := RemoveTree(tmp); err != nil {
+		return nil, err
+	}
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() {
+		if err := RemoveTree(tmp); err != nil {
+			c.log(key, "cleanup: %v", err)
+		}
+	}()
 	if err := os.MkdirAll(c.debDir(), 0o755); err != nil {
 		return nil, err
 	}
@@ -224,7 +236,7 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 	start := time.Now()
 	cmd, builder := c.command(ctx, spec, rootfs)
 	c.log(key, "building with %s: %s %s", builder, spec.Suite, strings.Join(spec.Packages, " "))
-	if err := c.run(key, cmd, logf); err != nil {
+	if err := c.run(key, cmd, logf, filepath.Join(tmp, "builder.pgid")); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -276,12 +288,17 @@ func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cm
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // run runs the builder, logging everything and passing its progress lines on.
-func (c *Cache) run(key string, cmd *exec.Cmd, logf io.Writer) error {
+func (c *Cache) run(key string, cmd *exec.Cmd, logf io.Writer, pgidFile string) error {
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The builder dies with lab (even on kill -9): Pdeathsig fires when the
+	// thread that started it ends, so that thread stays locked until Wait.
+	// Its own process group lets a later lab stop what it left running.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	done := make(chan struct{})
@@ -298,10 +315,91 @@ func (c *Cache) run(key string, cmd *exec.Cmd, logf io.Writer) error {
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		_ = os.WriteFile(pgidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+		err = cmd.Wait()
+	}
 	pw.Close()
 	<-done
 	return err
+}
+
+// cleanStale removes builds of key that a killed lab left: their builder's
+// process group is killed first, then everything mounted inside is
+// unmounted, then the folder is removed. The caller holds the key's lock, so
+// no live lab is building it.
+func (c *Cache) cleanStale(key string) error {
+	stale, _ := filepath.Glob(filepath.Join(c.Dir, "images", ".build-"+key+"-*"))
+	for _, dir := range stale {
+		if b, err := os.ReadFile(filepath.Join(dir, "builder.pgid")); err == nil {
+			if pgid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pgid > 1 && isBuilder(pgid) {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+				for i := 0; i < 50 && isBuilder(pgid); i++ {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}
+		c.log(key, "removing a build left by a killed lab: %s", dir)
+		if err := RemoveTree(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isBuilder tells whether pid is a running mmdebstrap or debootstrap.
+func isBuilder(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && (strings.Contains(string(b), "mmdebstrap") || strings.Contains(string(b), "debootstrap"))
+}
+
+// RemoveTree removes dir after unmounting everything mounted below it (a
+// bootstrap mounts /proc, /sys and /dev into its chroot). It refuses to
+// remove anything while a mount remains: removing through a bind mount of
+// /dev would delete the host's device nodes.
+func RemoveTree(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		mounts := mountsBelow(abs)
+		if len(mounts) == 0 {
+			return os.RemoveAll(abs)
+		}
+		for _, m := range mounts {
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
+	if m := mountsBelow(abs); len(m) > 0 {
+		return fmt.Errorf("%s: still mounted: %s; not removed", abs, strings.Join(m, ", "))
+	}
+	return os.RemoveAll(abs)
+}
+
+// mountsBelow lists mount points at or below dir, deepest first.
+func mountsBelow(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		mp := strings.ReplaceAll(f[1], "\\040", " ")
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // finish makes a bootstrapped tree fit to boot as many nodes: no host

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
 )
 
 func TestKeyIsContent(t *testing.T) {
@@ -92,4 +95,26 @@ func TestFinishStripsHostIdentity(t *testing.T) {
 	link, err := os.Readlink(filepath.Join(root, "etc/systemd/system/systemd-networkd-wait-online.service"))
 	require.NoError(t, err)
 	assert.Equal(t, "/dev/null", link)
+}
+
+// RemoveTree unmounts what a bootstrap mounted before removing anything.
+func TestRemoveTreeUnmountsFirst(t *testing.T) {
+	labtest.Integration(t)
+	dir := filepath.Join(t.TempDir(), ".build-x")
+	dev := filepath.Join(dir, "rootfs", "dev")
+	require.NoError(t, os.MkdirAll(dev, 0o755))
+	// Stand-in for the host's /dev: a tmpfs with a file that must survive.
+	host := t.TempDir()
+	require.NoError(t, syscall.Mount("tmpfs", host, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { _ = syscall.Unmount(host, syscall.MNT_DETACH) })
+	require.NoError(t, os.WriteFile(filepath.Join(host, "null"), []byte("precious"), 0o644))
+	require.NoError(t, syscall.Mount(host, dev, "", syscall.MS_BIND, ""))
+	require.NotEmpty(t, mountsBelow(dir))
+
+	require.NoError(t, RemoveTree(dir))
+	_, err := os.Stat(dir)
+	assert.True(t, os.IsNotExist(err))
+	b, err := os.ReadFile(filepath.Join(host, "null"))
+	require.NoError(t, err, "RemoveTree deleted through a bind mount")
+	assert.Equal(t, "precious", string(b))
 }

@@ -242,7 +242,7 @@ func Leaks(name, dir string) []string {
 	}
 	if b, err := os.ReadFile("/proc/mounts"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "/var/lib/lxc/"+prefix) {
+			if strings.Contains(line, "/var/lib/lxc/"+prefix) || strings.Contains(line, "/var/cache/lab/") {
 				out = append(out, "mount "+line)
 			}
 		}

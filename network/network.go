@@ -286,11 +286,11 @@ func (m *Manager) SetHosts(bridge string, lines string) error {
 }
 
 // Remove takes a network down: dnsmasq, bridge, firewall rules, files. It
-// succeeds when parts are already gone, and never touches a bridge that
-// belongs to another lab.
+// succeeds when parts are already gone, and leaves a bridge that belongs to
+// another lab alone.
 func (m *Manager) Remove(ctx context.Context, lab, bridge string) error {
 	if owner, err := os.ReadFile(m.ownerFile(bridge)); err == nil && strings.TrimSpace(string(owner)) != m.Owner {
-		return fmt.Errorf("network %s belongs to another lab (%s); not removed", bridge, strings.TrimSpace(string(owner)))
+		return nil // another lab's (this lab's up was refused before making it): not ours to remove
 	}
 	conf, hosts, pidf := m.paths(bridge)
 	if pid := dnsmasqPID(pidf, conf); pid > 0 {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
 )
 
 func parse(t *testing.T, src string) (*Topology, error) {
@@ -123,78 +125,12 @@ func TestParseSize(t *testing.T) {
 // Each bad file must fail with the field path and, where it can be known, the
 // line.
 func TestValidationErrors(t *testing.T) {
-	const ok = "nodes: [{role: web}]\n"
-	cases := []struct {
-		name, src, want string
-	}{
-		{"syntax", "name: x\nnodes: [\n", "lab.yaml: YAML syntax: line 2"},
-		{"tabs", "name: x\n\tnodes: []\n", "YAML syntax"},
-		{"not a mapping", "- a\n- b\n", "lab.yaml:1: the file must be a mapping"},
-		{"empty file", "", "the file must be a mapping"},
-		{"two documents", "name: x\n" + ok + "---\nname: y\n", "more than one YAML document"},
-		{"unknown top key", "name: x\nnode: []\n" + ok, `lab.yaml:2: node: unknown field "node" (did you mean "nodes"?)`},
-		{"unknown role key", "name: x\nnodes:\n  - role: web\n    cont: 2\n", `lab.yaml:4: nodes[0].cont: unknown field "cont" (did you mean "count"?)`},
-		{"unknown far key", "name: x\nnodes:\n  - role: web\n    flavour: big\n", `nodes[0].flavour: unknown field "flavour" (known:`},
-		{"duplicate key", "name: x\nname: y\n" + ok, `lab.yaml:2: name: duplicate key "name"`},
-		{"missing name", ok, "name: required"},
-		{"bad name", "name: My_Lab\n" + ok, `name: "My_Lab": use lowercase`},
-		{"name too long", "name: averylongname\n" + ok, "at most 9 fit a Linux bridge name"},
-		{"no nodes", "name: x\n", "nodes: required"},
-		{"count wrong type", "name: x\nnodes: [{role: web, count: two}]\n", `lab.yaml:2: nodes[0].count: want a whole number, got "two"`},
-		{"count negative", "name: x\nnodes: [{role: web, count: -1}]\n", "nodes[0].count: -1: a count cannot be below 0"},
-		{"count too big", "name: x\nnodes: [{role: web, count: 21}]\n", "nodes[0].count: 21 nodes do not fit"},
-		{"count float", "name: x\nnodes: [{role: web, count: 1.5}]\n", "nodes[0].count: want a whole number"},
-		{"nodes not a list", "name: x\nnodes: {role: web}\n", "nodes: want a list, got a mapping"},
-		{"role missing", "name: x\nnodes: [{count: 1}]\n", "nodes[0].role: required"},
-		{"role ends in digit", "name: x\nnodes: [{role: web1}]\n", `nodes[0].role: "web1": use lowercase`},
-		{"duplicate role", "name: x\nnodes: [{role: web}, {role: web}]\n", `nodes[1].role: role "web" is already defined at nodes[0]`},
-		{"after unknown", "name: x\nnodes:\n  - role: pg\n  - role: nginx\n    after: [pgg]\n", `lab.yaml:5: nodes[1].after[0]: unknown role "pgg" (did you mean "pg"?)`},
-		{"after self", "name: x\nnodes: [{role: web, after: [web]}]\n", "nodes[0].after[0]: a role cannot come after itself"},
-		{"after cycle", "name: x\nnodes:\n  - {role: a, after: [c]}\n  - {role: b, after: [a]}\n  - {role: c, after: [b]}\n", "cycle: a → c → b → a"},
-		{"bad provider", "name: x\nnodes: [{role: web, provider: docker}]\n", `nodes[0].provider: unknown provider "docker"`},
-		{"bad default provider", "name: x\ndefaults: {provider: vbox}\n" + ok, `defaults.provider: unknown provider "vbox"`},
-		{"bad image", "name: x\nnodes: [{role: web, image: ubuntu:22.04}]\n", "nodes[0].image: \"ubuntu:22.04\": want debian/SUITE"},
-		{"bad memory", "name: x\nnodes: [{role: web, memory: lots}]\n", `nodes[0].memory: "lots": want a size`},
-		{"tiny memory", "name: x\nnodes: [{role: web, memory: 1M}]\n", "less than 64M"},
-		{"bad cpus", "name: x\nnodes: [{role: web, cpus: 0}]\ndefaults: {cpus: -2}\n", "defaults.cpus: -2: want 1 to 256"},
-		{"bad package", "name: x\nnodes: [{role: web, packages: [Nginx]}]\n", `nodes[0].packages[0]: "Nginx" is not a Debian package name`},
-		{"bad subnet", "name: x\nnetworks: [{name: lan, subnet: 10.80.0.0/33}]\n" + ok, "networks[0].subnet: \"10.80.0.0/33\": want an IPv4 subnet"},
-		{"public subnet", "name: x\nnetworks: [{name: lan, subnet: 8.8.8.0/24}]\n" + ok, "is not a private range"},
-		{"host bits", "name: x\nnetworks: [{name: lan, subnet: 10.80.0.5/24}]\n" + ok, "has host bits set; did you mean 10.80.0.0/24?"},
-		{"subnet too small", "name: x\nnetworks: [{name: lan, subnet: 10.80.0.0/30}]\n" + ok, "want a prefix length from /16 to /27"},
-		{"overlapping subnets", "name: x\nnetworks: [{name: a, subnet: 10.80.0.0/16}, {name: b, subnet: 10.80.1.0/24}]\n" + ok, "networks[1].subnet: 10.80.1.0/24 overlaps 10.80.0.0/16"},
-		{"duplicate network", "name: x\nnetworks: [{name: a}, {name: a}]\n" + ok, `networks[1].name: network "a" is defined twice`},
-		{"unknown network", "name: x\nnodes: [{role: web, networks: [wan]}]\n", `nodes[0].networks[0]: unknown network "wan"`},
-		{"bad domain", "name: x\nnetworks: [{name: a, domain: 'bad domain'}]\n" + ok, `networks[0].domain: "bad domain" is not a DNS domain`},
-		{"missing script", "name: x\nnodes: [{role: web, provision: [{shell: scripts/nope.sh}]}]\n", `nodes[0].provision[0].shell: "scripts/nope.sh": no such file`},
-		{"script is a folder", "name: x\nnodes: [{role: web, provision: [{shell: scripts}]}]\n", "is not a regular file"},
-		{"two step kinds", "name: x\nnodes: [{role: web, provision: [{shell: scripts/pg.sh, inline: 'true'}]}]\n", "nodes[0].provision[0]: want exactly one of shell, inline or file"},
-		{"empty step", "name: x\nnodes: [{role: web, provision: [{}]}]\n", "want exactly one of shell, inline or file"},
-		{"bad run", "name: x\nnodes: [{role: web, provision: [{inline: 'true', run: sometimes}]}]\n", `provision[0].run: "sometimes"`},
-		{"bad env", "name: x\nnodes: [{role: web, provision: [{inline: 'true', env: {'A-B': 1}}]}]\n", `provision[0].env.A-B: "A-B" is not an environment variable name`},
-		{"file src missing", "name: x\nnodes: [{role: web, provision: [{file: {src: nope.conf, dst: /etc/x}}]}]\n", `provision[0].file.src: "nope.conf": no such file`},
-		{"file dst relative", "name: x\nnodes: [{role: web, provision: [{file: {src: files/pg.conf, dst: etc/x}}]}]\n", "provision[0].file.dst: \"etc/x\": want an absolute path"},
-		{"file bad mode", "name: x\nnodes: [{role: web, provision: [{file: {src: files/pg.conf, dst: /x, mode: rw}}]}]\n", "file.mode"},
-		{"file unknown key", "name: x\nnodes: [{role: web, provision: [{file: {source: files/pg.conf, dst: /x}}]}]\n", `provision[0].file.source: unknown field "source"`},
-		{"health two kinds", "name: x\nnodes: [{role: web, health: [{tcp: 80, command: 'true'}]}]\n", "health[0]: want exactly one of command, tcp or http"},
-		{"health bad port", "name: x\nnodes: [{role: web, health: [{tcp: 70000}]}]\n", "health[0].tcp: 70000"},
-		{"health bad url", "name: x\nnodes: [{role: web, health: [{http: 'localhost'}]}]\n", `health[0].http: "localhost": want a URL`},
-		{"health status without http", "name: x\nnodes: [{role: web, health: [{tcp: 80, status: 200}]}]\n", "status goes with http"},
-		{"bad port", "name: x\nnodes: [{role: web, ports: ['80']}]\n", `ports[0]: "80": want HOSTPORT:NODEPORT`},
-		{"port range", "name: x\nnodes: [{role: web, ports: ['0:80']}]\n", "ports from 1 to 65535"},
-		{"port not loopback", "name: x\nnodes: [{role: web, ports: ['0.0.0.0:8080:80']}]\n", "must be a loopback address"},
-		{"port twice", "name: x\nnodes: [{role: a, ports: ['8080:80']}, {role: b, ports: ['8080:81']}]\n", "nodes[1].ports[0]: host port 8080 is already forwarded by nodes[0].ports[0]"},
-		{"bad duration", "name: x\ndefaults: {health_timeout: soon}\n" + ok, `defaults.health_timeout: "soon"`},
-		{"bad accel", "name: x\ndefaults: {accel: hvf}\n" + ok, `defaults.accel: "hvf": want kvm or tcg`},
-		{"wrong type string for list", "name: x\nnodes: [{role: web, after: pg}]\n", `nodes[0].after: want a list, got "pg"`},
-		{"mapping for string", "name: {a: b}\n" + ok, "name: want a string, got a mapping"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := parse(t, c.src)
+	for _, c := range labtest.BadCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			_, err := parse(t, c.Src)
 			require.Error(t, err)
 			assert.True(t, IsTopologyError(err))
-			assert.Contains(t, err.Error(), c.want)
+			assert.Contains(t, err.Error(), c.Want)
 			assert.True(t, strings.HasPrefix(err.Error(), "lab.yaml"), err.Error())
 		})
 	}
