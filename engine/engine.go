@@ -44,14 +44,15 @@ type Networks interface {
 
 // ProvisionRequest is everything a provisioner needs for one node.
 type ProvisionRequest struct {
-	Lab      *topology.Lab
-	Node     topology.Node
-	Target   providers.Node
-	Provider providers.Provider
-	Previous *state.Provisioning // nil when never provisioned
-	Force    bool                // run every step, whatever the record says
-	Log      io.Writer           // the node's log file
-	Progress func(msg string)
+	Lab       *topology.Lab
+	Node      topology.Node
+	Target    providers.Node
+	Provider  providers.Provider
+	Previous  *state.Provisioning // nil when never provisioned
+	Force     bool                // run every step, whatever the record says
+	Inventory string              // the lab's Ansible inventory (.lab/inventory.ini)
+	Log       io.Writer           // the node's log file
+	Progress  func(msg string)
 }
 
 // Provisioner runs a node's provisioning steps and health checks.
@@ -60,6 +61,8 @@ type Provisioner interface {
 	Health(ctx context.Context, r ProvisionRequest, timeout time.Duration) error
 	// Files returns extra files every node gets (facts), path → content.
 	Files(lab *topology.Lab, n topology.Node) map[string]string
+	// HostFiles returns files kept in .lab (inventories, ssh config), name → content.
+	HostFiles(lab *topology.Lab, key string) map[string]string
 }
 
 // Engine runs lab commands for one lab folder.
@@ -328,6 +331,12 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 		return nil, err
 	}
 	p := plan.Diff(lab, st, e.observe(ctx, st), e.imageKeys(lab))
+	if _, err := e.ensureKey(ctx, top); err != nil {
+		return p, err
+	}
+	if err := e.writeHostFiles(lab); err != nil {
+		return p, err
+	}
 	e.emit("", PhasePlan, "%d nodes: %d to create, %d to start, %d to destroy", len(lab.Nodes), len(p.Nodes(plan.Create, plan.Replace)), len(p.Nodes(plan.Start)), len(p.Nodes(plan.Destroy, plan.Replace)))
 
 	if err := e.upNetworks(ctx, lab, st); err != nil {
@@ -630,7 +639,14 @@ func (e *Engine) writeFiles(ctx context.Context, lab *topology.Lab, n topology.N
 			files[k] = v
 		}
 	}
-	script := WriteFilesScript(files)
+	sshFiles, extra, err := e.sshFiles(n)
+	if err != nil {
+		return err
+	}
+	for k, v := range sshFiles {
+		files[k] = v
+	}
+	script := WriteFilesScript(files) + extra
 	var stderr strings.Builder
 	code, err := prov.Exec(ctx, tgt, []string{"/bin/sh", "-s"}, providers.ExecIO{Stdin: strings.NewReader(script), Stderr: &stderr})
 	if err != nil {
@@ -702,7 +718,8 @@ func (e *Engine) provisionNode(ctx context.Context, lab *topology.Lab, st *state
 	defer logf.Close()
 	req := ProvisionRequest{
 		Lab: lab, Node: n, Target: target(lab, n, nil), Provider: prov, Previous: prev, Force: force, Log: logf,
-		Progress: func(msg string) { e.emit(n.Name, PhaseProvision, "%s", msg) },
+		Inventory: filepath.Join(e.Store.Dir, "inventory.ini"),
+		Progress:  func(msg string) { e.emit(n.Name, PhaseProvision, "%s", msg) },
 	}
 	t := time.Now()
 	res, err := e.Provisioner.Provision(ctx, req)

@@ -91,6 +91,10 @@ func (f *fakeProv) Files(*topology.Lab, topology.Node) map[string]string {
 	return map[string]string{"/etc/lab/facts.json": "{}"}
 }
 
+func (f *fakeProv) HostFiles(*topology.Lab, string) map[string]string {
+	return map[string]string{"inventory.ini": "[x]\n"}
+}
+
 func (f *fakeProv) pos(n string) int {
 	for i, o := range f.order {
 		if o == n {

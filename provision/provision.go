@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -46,6 +48,16 @@ func (r *Runner) Files(lab *topology.Lab, n topology.Node) map[string]string {
 	}
 }
 
+// HostFiles are the files lab keeps for the lab on the host, in .lab:
+// inventories for Ansible and an OpenSSH config.
+func (r *Runner) HostFiles(lab *topology.Lab, key string) map[string]string {
+	return map[string]string{
+		"inventory.ini": InventoryINI(lab, key),
+		"inventory.yml": InventoryYAML(lab, key),
+		"ssh-config":    SSHConfig(lab, key),
+	}
+}
+
 // Label names a step for people: "step 2 (scripts/pg.sh)".
 func Label(i int, s topology.Step) string {
 	switch {
@@ -53,6 +65,8 @@ func Label(i int, s topology.Step) string {
 		return fmt.Sprintf("step %d (%s)", i+1, s.Shell)
 	case s.File != nil:
 		return fmt.Sprintf("step %d (file %s → %s)", i+1, s.File.Src, s.File.Dst)
+	case s.Ansible != "":
+		return fmt.Sprintf("step %d (ansible %s)", i+1, s.Ansible)
 	default:
 		line := strings.TrimSpace(strings.SplitN(strings.TrimSpace(s.Inline), "\n", 2)[0])
 		if len(line) > 40 {
@@ -83,6 +97,13 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 	case s.Inline != "":
 		text = []byte(s.Inline)
 		fmt.Fprintf(h, "inline\n")
+	case s.Ansible != "":
+		b, err := os.ReadFile(top.Path(s.Ansible))
+		if err != nil {
+			return "", err
+		}
+		text = b
+		fmt.Fprintf(h, "ansible %s\n", s.Ansible)
 	case s.File != nil:
 		fmt.Fprintf(h, "file %s %s %s\n", s.File.Dst, s.File.Owner, s.File.Mode)
 		if err := hashTree(h, top.Path(s.File.Src)); err != nil {
@@ -301,9 +322,36 @@ func (r *Runner) runStep(ctx context.Context, req engine.ProvisionRequest, i int
 		return p.Exec(ctx, t, cmd, eio)
 	case s.Inline != "":
 		return p.Exec(ctx, t, []string{"/bin/sh", "-e", "-c", s.Inline}, eio)
+	case s.Ansible != "":
+		return runPlaybook(ctx, req, s.Ansible, out)
 	default:
 		return r.copyFile(ctx, req, s.File, out)
 	}
+}
+
+// runPlaybook runs an Ansible playbook from the host against this node,
+// through the lab's inventory (SSH with the lab's key).
+func runPlaybook(ctx context.Context, req engine.ProvisionRequest, playbook string, out io.Writer) (int, error) {
+	if req.Inventory == "" {
+		return -1, fmt.Errorf("no inventory for ansible")
+	}
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		return -1, fmt.Errorf("ansible-playbook is not installed on this machine (Debian package ansible-core)")
+	}
+	cmd := exec.CommandContext(ctx, "ansible-playbook", "-i", req.Inventory, "--limit", req.Node.Name, req.Lab.Topology.Path(playbook))
+	cmd.Dir = req.Lab.Topology.Dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_NOCOLOR=1",
+		"ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3")
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
 }
 
 // copyFile copies a file or a folder (as a tar stream) into the node.

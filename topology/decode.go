@@ -58,6 +58,15 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 
+	// A type may also be written as a plain string (a port as "8080:80").
+	if n.Kind == yaml.ScalarNode && v.CanAddr() {
+		if sd, ok := v.Addr().Interface().(interface{ UnmarshalScalar(string) error }); ok {
+			if err := sd.UnmarshalScalar(n.Value); err != nil {
+				d.fail(n, path, "%v", err)
+			}
+			return
+		}
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {

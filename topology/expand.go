@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// SSHPackages go into the image of every role with ssh: true (python3 is
+// what Ansible's modules run with).
+var SSHPackages = []string{"openssh-server", "python3"}
+
 // The address plan. In every network host numbers 1 to 10 are reserved (.1 is
 // the bridge, which also serves DNS). Then each role, in file order, owns a
 // block of addresses: role i's node n gets host number
@@ -150,6 +154,9 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 			return nil, err
 		}
 		pkgs := mergePackages(t.Defaults.Packages, r.Packages)
+		if r.SSHEnabled() {
+			pkgs = mergePackages(pkgs, SSHPackages)
+		}
 		for idx := 1; idx <= r.CountOf(); idx++ {
 			n := Node{
 				Name:     NodeName(r.Role, idx),

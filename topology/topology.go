@@ -41,6 +41,7 @@ type Defaults struct {
 	BootTimeout   string   `yaml:"boot_timeout"`
 	HealthTimeout string   `yaml:"health_timeout"`
 	Accel         string   `yaml:"accel"`
+	SSH           bool     `yaml:"ssh"`
 }
 
 // Network is one lab network: a bridge with a subnet and a DNS domain.
@@ -64,16 +65,40 @@ type Role struct {
 	After     []string `yaml:"after"`
 	Provision []Step   `yaml:"provision"`
 	Health    []Check  `yaml:"health"`
-	Ports     []string `yaml:"ports"`
+	Ports     []Port   `yaml:"ports"`
+	SSH       *bool    `yaml:"ssh"`
+}
+
+// SSHEnabled tells whether the role's nodes run sshd with the lab's key.
+func (r *Role) SSHEnabled() bool { return r.SSH != nil && *r.SSH }
+
+// Port forwards a host port on loopback to a port of one of the role's
+// nodes: "8080:80", "127.0.0.2:8080:80", or {host: 8080, port: 80, node: web2}.
+type Port struct {
+	Host    int    `yaml:"host"`
+	Port    int    `yaml:"port"`
+	Node    string `yaml:"node"`
+	Address string `yaml:"address"`
+}
+
+// UnmarshalScalar reads the short form.
+func (p *Port) UnmarshalScalar(s string) error {
+	pf, err := ParsePort(s)
+	if err != nil {
+		return err
+	}
+	*p = pf
+	return nil
 }
 
 // Step is one provisioning step: exactly one of Shell, Inline or File.
 type Step struct {
-	Shell  string            `yaml:"shell"`
-	Inline string            `yaml:"inline"`
-	File   *FileStep         `yaml:"file"`
-	Env    map[string]string `yaml:"env"`
-	Run    string            `yaml:"run"`
+	Shell   string            `yaml:"shell"`
+	Inline  string            `yaml:"inline"`
+	File    *FileStep         `yaml:"file"`
+	Ansible string            `yaml:"ansible"`
+	Env     map[string]string `yaml:"env"`
+	Run     string            `yaml:"run"`
 }
 
 // FileStep copies a file or folder from the host into the node.
@@ -252,6 +277,15 @@ func (t *Topology) applyDefaults() {
 		}
 		if len(r.Networks) == 0 {
 			r.Networks = []string{t.Networks[0].Name}
+		}
+		if r.SSH == nil {
+			v := d.SSH
+			r.SSH = &v
+		}
+		for j := range r.Ports {
+			if r.Ports[j].Address == "" {
+				r.Ports[j].Address = "127.0.0.1"
+			}
 		}
 		for j := range r.Provision {
 			if r.Provision[j].Run == "" {

@@ -284,22 +284,30 @@ func (t *Topology) validateRoles(at reporter) {
 			seenAfter[a] = true
 		}
 		for j, s := range r.Provision {
-			t.validateStep(at, fmt.Sprintf("%s[%d]", rp("provision"), j), s)
+			t.validateStep(at, fmt.Sprintf("%s[%d]", rp("provision"), j), s, r)
 		}
 		for j, c := range r.Health {
 			validateCheck(at, fmt.Sprintf("%s[%d]", rp("health"), j), c)
 		}
-		for j, ps := range r.Ports {
+		for j, pf := range r.Ports {
 			pp := fmt.Sprintf("%s[%d]", rp("ports"), j)
-			pf, err := ParsePort(ps)
-			if err != nil {
-				at(pp, "%v", err)
+			if pf.Host < 1 || pf.Host > 65535 || pf.Port < 1 || pf.Port > 65535 {
+				at(pp, "want host and port from 1 to 65535 (such as 8080:80)")
 				continue
 			}
-			if other, dup := hostPorts[pf.HostPort]; dup {
-				at(pp, "host port %d is already forwarded by %s", pf.HostPort, other)
+			if ip, err := netip.ParseAddr(pf.Address); err != nil || !ip.IsLoopback() {
+				at(pp+".address", "%q: forwards listen on loopback only, such as 127.0.0.1", pf.Address)
 			}
-			hostPorts[pf.HostPort] = pp
+			if pf.Node != "" && (!strings.HasPrefix(pf.Node, r.Role) || !isIndex(strings.TrimPrefix(pf.Node, r.Role), r.CountOf())) {
+				at(pp+".node", "%q is not a node of role %s (%s1…%s%d)", pf.Node, r.Role, r.Role, r.Role, r.CountOf())
+			}
+			if r.CountOf() == 0 {
+				at(pp, "role %s has no nodes to forward to", r.Role)
+			}
+			if other, dup := hostPorts[pf.Host]; dup {
+				at(pp, "host port %d is already forwarded by %s", pf.Host, other)
+			}
+			hostPorts[pf.Host] = pp
 		}
 	}
 	if cyc := t.afterCycle(); cyc != nil {
@@ -327,7 +335,7 @@ func didYouMean(s string, known []string) string {
 	return ""
 }
 
-func (t *Topology) validateStep(at reporter, p string, s Step) {
+func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
 	kinds := 0
 	if s.Shell != "" {
 		kinds++
@@ -338,9 +346,21 @@ func (t *Topology) validateStep(at reporter, p string, s Step) {
 	if s.File != nil {
 		kinds++
 	}
+	if s.Ansible != "" {
+		kinds++
+	}
 	if kinds != 1 {
-		at(p, "want exactly one of shell, inline or file")
+		at(p, "want exactly one of shell, inline, file or ansible")
 		return
+	}
+	if s.Ansible != "" {
+		checkRegularFile(at, p+".ansible", t.Path(s.Ansible), s.Ansible)
+		if !r.SSHEnabled() {
+			at(p+".ansible", "ansible reaches nodes over SSH: set ssh: true on role %s (or in defaults)", r.Role)
+		}
+		if len(s.Env) > 0 {
+			at(p+".env", "env applies to shell and inline steps only")
+		}
 	}
 	if s.Run != RunChanged && s.Run != RunAlways {
 		at(p+".run", "%q: want %q or %q", s.Run, RunChanged, RunAlways)
@@ -424,17 +444,15 @@ func validateCheck(at reporter, p string, c Check) {
 	}
 }
 
-// Port is a forward from a host port to a port in a node.
-type Port struct {
-	HostIP   string
-	HostPort int
-	NodePort int
+func isIndex(s string, count int) bool {
+	i, err := strconv.Atoi(s)
+	return err == nil && i >= 1 && i <= count && strconv.Itoa(i) == s
 }
 
 // ParsePort reads "8080:80" or "127.0.0.1:8080:80".
 func ParsePort(s string) (Port, error) {
 	parts := strings.Split(s, ":")
-	pf := Port{HostIP: "127.0.0.1"}
+	pf := Port{Address: "127.0.0.1"}
 	switch len(parts) {
 	case 2:
 	case 3:
@@ -442,7 +460,7 @@ func ParsePort(s string) (Port, error) {
 		if err != nil || !ip.IsLoopback() {
 			return pf, fmt.Errorf("%q: the host address must be a loopback address such as 127.0.0.1", s)
 		}
-		pf.HostIP = parts[0]
+		pf.Address = parts[0]
 		parts = parts[1:]
 	default:
 		return pf, fmt.Errorf("%q: want HOSTPORT:NODEPORT such as 8080:80", s)
@@ -452,7 +470,7 @@ func ParsePort(s string) (Port, error) {
 	if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || np < 1 || np > 65535 {
 		return pf, fmt.Errorf("%q: want HOSTPORT:NODEPORT with ports from 1 to 65535", s)
 	}
-	pf.HostPort, pf.NodePort = hp, np
+	pf.Host, pf.Port = hp, np
 	return pf, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/labctl/lab/engine"
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/topology"
 )
 
@@ -420,14 +422,80 @@ func newDestroy() *cobra.Command {
 }
 
 func newInventory() *cobra.Command {
-	return &cobra.Command{
+	var asINI, path bool
+	c := &cobra.Command{
 		Use:   "inventory",
-		Short: "Print an Ansible inventory of the lab (not implemented yet)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return errors.New("inventory: not implemented yet")
-		},
+		Short: "Print an Ansible inventory of the lab: a group per role, facts as host variables",
+		Long: `Print an Ansible inventory of the lab (YAML, or INI with --ini): a group per
+role, the lab's facts as host variables (lab_ip, lab_role_pg_ips, …), and the
+lab's SSH key. Roles need ssh: true for Ansible to reach them.
+
+With --path, lab writes the inventory to .lab/inventory.yml (or .ini) and
+prints that path. Use it with ansible -i: Debian 12's ansible-core cannot read
+an inventory from a pipe such as <(lab inventory), because its script plugin's
+shebang check drains the pipe before any parser sees it.`,
+		Example: `  ansible -i $(lab inventory --path) all -m ping
+  lab inventory --ini > hosts.ini`,
+		Args: cobra.NoArgs,
+		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			lab, key, err := labAndKey(cmd.Context(), top)
+			if err != nil {
+				return err
+			}
+			name, content := "inventory.yml", provision.InventoryYAML(lab, key)
+			if asINI {
+				name, content = "inventory.ini", provision.InventoryINI(lab, key)
+			}
+			if !path {
+				fmt.Fprint(cmd.OutOrStdout(), content)
+				return nil
+			}
+			p := filepath.Join(stateDir(), name)
+			if err := os.MkdirAll(stateDir(), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), p)
+			return nil
+		}),
 	}
+	c.Flags().BoolVar(&asINI, "ini", false, "INI instead of YAML")
+	c.Flags().BoolVar(&path, "path", false, "write the inventory into .lab and print its path")
+	return c
+}
+
+func newSSHConfig() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ssh-config",
+		Short:   "Print an OpenSSH config with a Host entry for every node (roles need ssh: true)",
+		Example: `  lab ssh-config > lab.ssh && ssh -F lab.ssh pg1`,
+		Args:    cobra.NoArgs,
+		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			lab, key, err := labAndKey(cmd.Context(), top)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), provision.SSHConfig(lab, key))
+			return nil
+		}),
+	}
+}
+
+// labAndKey expands the lab as it exists (chosen subnets included) and finds
+// its SSH key.
+func labAndKey(ctx context.Context, top *topology.Topology) (*topology.Lab, string, error) {
+	e := newEngine(nil)
+	_, lab, err := e.Status(ctx, top)
+	if err != nil {
+		return nil, "", err
+	}
+	key := ""
+	if fileExists(e.KeyPath()) {
+		key = e.KeyPath()
+	}
+	return lab, key, nil
 }
 
 func newVersion() *cobra.Command {

@@ -59,7 +59,7 @@ from cached images, provisioned in dependency order, health-checked.`,
 	})
 	root.AddCommand(
 		newUp(), newStatus(), newPlan(), newValidate(), newExec(), newSSH(), newProvision(),
-		newHalt(), newDestroy(), newInventory(), newImage(), newVersion(),
+		newHalt(), newDestroy(), newInventory(), newSSHConfig(), newImage(), newVersion(),
 	)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
