@@ -339,6 +339,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	}
 	e.emit("", PhasePlan, "%d nodes: %d to create, %d to start, %d to destroy", len(lab.Nodes), len(p.Nodes(plan.Create, plan.Replace)), len(p.Nodes(plan.Start)), len(p.Nodes(plan.Destroy, plan.Replace)))
 
+	if err := e.checkPorts(lab, st); err != nil {
+		return p, err
+	}
 	if err := e.upNetworks(ctx, lab, st); err != nil {
 		return p, err
 	}
@@ -349,7 +352,15 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	if err != nil {
 		return p, err
 	}
-	return p, e.runNodes(ctx, lab, st, p, images, opts)
+	err = e.runNodes(ctx, lab, st, p, images, opts)
+	if ctx.Err() != nil {
+		return p, err
+	}
+	// Forwards go to nodes that run, even when some others failed.
+	if ferr := e.syncForwards(lab, st); ferr != nil && err == nil {
+		err = ferr
+	}
+	return p, err
 }
 
 func (e *Engine) upNetworks(ctx context.Context, lab *topology.Lab, st *state.State) error {
@@ -756,6 +767,12 @@ func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []strin
 		return err
 	}
 	defer e.Store.Unlock()
+	if len(nodes) == 0 {
+		// Forwards go with a halted lab; lab up starts them again.
+		if err := e.stopForwards(st); err != nil {
+			return err
+		}
+	}
 	want := map[string]bool{}
 	for _, n := range nodes {
 		if st.Nodes[n] == nil {
@@ -802,6 +819,10 @@ func (e *Engine) Destroy(ctx context.Context, labName string) error {
 	}
 	if st != nil {
 		e.lab = st.Lab
+		if err := e.stopForwards(st); err != nil {
+			e.Store.Unlock()
+			return err
+		}
 		if err := e.destroyNodes(ctx, st, st.NodeNames()); err != nil {
 			e.Store.Unlock()
 			return err

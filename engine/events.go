@@ -31,6 +31,7 @@ const (
 	PhaseProvision = "provision"
 	PhaseHealth    = "health"
 	PhaseDone      = "done"
+	PhaseForward   = "forward"
 	PhaseStop      = "stop"
 	PhaseFailed    = "failed"
 	PhaseSkipped   = "skipped"

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/network"
 )
 
 // Integration marks a test that touches the machine.
@@ -231,6 +233,9 @@ func Leaks(name, dir string) []string {
 			continue // exited; waiting for init to reap it
 		}
 		out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " ")+" ("+p+")")
+	}
+	for _, pid := range network.ForwardPIDs(name) {
+		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
 	}
 	if b, err := exec.Command("nft", "list", "tables").Output(); err == nil {
 		table := "lab_" + strings.ReplaceAll(name, "-", "_")

@@ -28,6 +28,16 @@ type State struct {
 	File     string              `json:"file"`
 	Networks map[string]*Network `json:"networks"`
 	Nodes    map[string]*Node    `json:"nodes"`
+	Forwards map[string]*Forward `json:"forwards,omitempty"`
+}
+
+// Forward is a running port forward (socat) from the host to a node.
+type Forward struct {
+	Address string `json:"address"`
+	Host    int    `json:"host"`
+	Node    string `json:"node"`
+	Target  string `json:"target"`
+	PID     int    `json:"pid"`
 }
 
 // Network is a lab network lab has made.
@@ -78,7 +88,7 @@ const (
 
 // New returns an empty state for a lab.
 func New(lab, file string) *State {
-	return &State{Version: Version, Lab: lab, File: file, Networks: map[string]*Network{}, Nodes: map[string]*Node{}}
+	return &State{Version: Version, Lab: lab, File: file, Networks: map[string]*Network{}, Nodes: map[string]*Node{}, Forwards: map[string]*Forward{}}
 }
 
 // NodeNames returns the recorded nodes' names, sorted by role then index.
@@ -98,7 +108,9 @@ func (s *State) NodeNames() []string {
 }
 
 // Empty tells whether nothing is recorded.
-func (s *State) Empty() bool { return len(s.Nodes) == 0 && len(s.Networks) == 0 }
+func (s *State) Empty() bool {
+	return len(s.Nodes) == 0 && len(s.Networks) == 0 && len(s.Forwards) == 0
+}
 
 // Store is a lab's .lab folder.
 type Store struct {
@@ -137,6 +149,9 @@ func (s *Store) Load() (*State, error) {
 	}
 	if st.Networks == nil {
 		st.Networks = map[string]*Network{}
+	}
+	if st.Forwards == nil {
+		st.Forwards = map[string]*Forward{}
 	}
 	return &st, nil
 }

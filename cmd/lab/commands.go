@@ -95,19 +95,30 @@ func newStatus() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
 			var err error
-			ns, lab, err := newEngine(nil).Status(cmd.Context(), top)
+			e := newEngine(nil)
+			ns, lab, err := e.Status(cmd.Context(), top)
+			if err != nil {
+				return err
+			}
+			fw, err := e.Forwards()
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns, "forwards": fw})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
 			for _, s := range ns {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Provider, s.State, strings.Join(s.Addresses, ","), dash(s.Provisioned), s.Note)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, f := range fw {
+				fmt.Fprintf(cmd.OutOrStdout(), "forward %s:%d → %s (%s)\n", f.Address, f.Host, f.Node, f.Target)
+			}
+			return nil
 		}),
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

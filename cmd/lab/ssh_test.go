@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ nodes:
   - role: web
     count: 2
     after: [db]
+    ports: ["18022:22", {host: 18023, port: 22, node: web2}]
     provision:
       - ansible: site.yml
 `,
@@ -76,6 +78,30 @@ nodes:
 	assert.Contains(t, string(out), "@web:")
 	assert.Contains(t, string(out), "web2")
 
+	// Port forwards from the host's loopback: to the role's first node, or
+	// to the node named.
+	key := filepath.Join(l.Dir, ".lab", "ssh", "id_ed25519")
+	sshPort := func(port string) (string, error) {
+		out, err := exec.Command("ssh", "-i", key, "-p", port, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1", "hostname").CombinedOutput()
+		return string(out), err
+	}
+	out2, err := sshPort("18022")
+	require.NoError(t, err, out2)
+	assert.Equal(t, "web1\n", out2)
+	out2, err = sshPort("18023")
+	require.NoError(t, err, out2)
+	assert.Equal(t, "web2\n", out2)
+	st := l.MustRun("status")
+	assert.Contains(t, st, "127.0.0.1:18023 → web2")
+	// halt removes forwards; up brings them back.
+	l.MustRun("halt")
+	_, err = sshPort("18022")
+	assert.Error(t, err, "a forward survived halt")
+	l.MustRun("up")
+	out2, err = sshPort("18022")
+	require.NoError(t, err, out2)
+
 	cfg := filepath.Join(l.Dir, "ssh.cfg")
 	require.NoError(t, os.WriteFile(cfg, []byte(l.MustRun("ssh-config")), 0o644))
 	for _, host := range []string{"db1", "web1.it-ssh.lab"} {
@@ -83,4 +109,24 @@ nodes:
 		require.NoError(t, err, "ssh %s: %s", host, out)
 		assert.Equal(t, strings.SplitN(host, ".", 2)[0]+"\n", string(out))
 	}
+}
+
+// A host port that another program holds is a problem with the lab file:
+// exit 2, naming the field.
+func TestIntegrationPortTaken(t *testing.T) {
+	labtest.Integration(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:18024")
+	require.NoError(t, err)
+	defer ln.Close()
+	l := labtest.New(t, "it-port", map[string]string{"lab.yaml": `
+name: it-port
+networks: [{name: lan, subnet: 10.97.12.0/24}]
+nodes:
+  - role: web
+    ports: ["18024:80"]
+`})
+	_, stderr, code := l.Run("up")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "lab.yaml:6: nodes[0].ports[0]: host port 127.0.0.1:18024 is taken by another program")
+	assert.Empty(t, l.Status()["web1"].ID, "nothing is made when the file is wrong")
 }
