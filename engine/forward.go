@@ -118,10 +118,10 @@ func (e *Engine) stopForwards(st *state.State) error {
 // Forwards lists the lab's port forwards that are running.
 func (e *Engine) Forwards() ([]state.Forward, error) {
 	st, err := e.Store.Load()
+	out := []state.Forward{}
 	if err != nil || st == nil {
-		return nil, err
+		return out, err
 	}
-	var out []state.Forward
 	for _, f := range st.Forwards {
 		if network.ForwardAlive(f.PID, netForward(st.Lab, *f)) {
 			out = append(out, *f)

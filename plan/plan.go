@@ -43,7 +43,16 @@ type Plan struct {
 	Version  int    `json:"version"`
 	Lab      string `json:"lab"`
 	Steps    []Step `json:"steps"`
-	Networks []Step `json:"networks,omitempty"` // networks to create (Node holds the network's name)
+	Networks []NetworkStep `json:"networks"` // networks to create
+}
+
+// NetworkStep is a network `lab up` would make.
+type NetworkStep struct {
+	Network string `json:"network"`
+	Action  Action `json:"action"`
+	Bridge  string `json:"bridge"`
+	Subnet  string `json:"subnet"`
+	Address string `json:"address"`
 }
 
 // Observed maps node name to the provider's view of it.
@@ -55,10 +64,10 @@ func Diff(lab *topology.Lab, st *state.State, obs Observed, images map[string]st
 	if st == nil {
 		st = state.New(lab.Name, "")
 	}
-	p := &Plan{Version: SchemaVersion, Lab: lab.Name}
+	p := &Plan{Version: SchemaVersion, Lab: lab.Name, Steps: []Step{}, Networks: []NetworkStep{}}
 	for _, n := range lab.Networks {
 		if _, ok := st.Networks[n.Name]; !ok {
-			p.Networks = append(p.Networks, Step{Node: n.Name, Action: Create, Reason: "bridge " + n.Bridge + " " + n.Subnet.String(), IP: n.Gateway.String()})
+			p.Networks = append(p.Networks, NetworkStep{Network: n.Name, Action: Create, Bridge: n.Bridge, Subnet: n.Subnet.String(), Address: n.Gateway.String()})
 		}
 	}
 	want := map[string]bool{}
@@ -152,7 +161,7 @@ func (p *Plan) Changes() bool {
 func (p *Plan) String() string {
 	var b strings.Builder
 	for _, n := range p.Networks {
-		fmt.Fprintf(&b, "  + network %-10s %s\n", n.Node, n.Reason)
+		fmt.Fprintf(&b, "  + network %-10s bridge %s %s\n", n.Network, n.Bridge, n.Subnet)
 	}
 	counts := map[Action]int{}
 	for _, s := range p.Steps {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -107,4 +108,20 @@ func TestImageOrProviderChangeReplaces(t *testing.T) {
 	p := Diff(lab, st, obs, map[string]string{"pg1": "new", "pg2": "old", "web1": "old"})
 	assert.Equal(t, []string{"pg1", "web1"}, p.Nodes(Replace))
 	assert.Equal(t, []string{"pg2"}, p.Nodes(Keep))
+}
+
+// The JSON of lab plan --json is a documented, versioned schema
+// (docs/json.md): its field names must not drift.
+func TestPlanJSONSchema(t *testing.T) {
+	lab := expand(t, 1, 1)
+	b, err := json.Marshal(Diff(lab, nil, nil, nil))
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	assert.EqualValues(t, 1, doc["version"])
+	assert.Equal(t, "p", doc["lab"])
+	step := doc["steps"].([]any)[0].(map[string]any)
+	assert.Equal(t, map[string]any{"node": "pg1", "role": "pg", "index": float64(1), "action": "create", "reason": "new node", "address": "10.82.0.11"}, step)
+	net := doc["networks"].([]any)[0].(map[string]any)
+	assert.Equal(t, map[string]any{"network": "lan", "action": "create", "bridge": "lab-p-0", "subnet": "10.82.0.0/24", "address": "10.82.0.1"}, net)
 }
