@@ -40,9 +40,9 @@ type Step struct {
 
 // Plan is what `lab up` would do.
 type Plan struct {
-	Version  int    `json:"version"`
-	Lab      string `json:"lab"`
-	Steps    []Step `json:"steps"`
+	Version  int           `json:"version"`
+	Lab      string        `json:"lab"`
+	Steps    []Step        `json:"steps"`
 	Networks []NetworkStep `json:"networks"` // networks to create
 }
 
