@@ -617,9 +617,10 @@ func (e *Engine) bootNode(ctx context.Context, lab *topology.Lab, st *state.Stat
 		e.emit(n.Name, PhaseStart, "")
 		bctx, cancel := context.WithTimeout(ctx, bootTimeout)
 		err := prov.Start(bctx, tgt)
+		timedOut := errors.Is(bctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil && bctx.Err() != nil {
+			if ctx.Err() == nil && timedOut {
 				err = fmt.Errorf("node %s: not up after %s (defaults.boot_timeout): %w", n.Name, bootTimeout, err)
 			}
 			e.emit(n.Name, PhaseFailed, "%v", err)

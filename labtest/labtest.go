@@ -234,6 +234,18 @@ func Leaks(name, dir string) []string {
 		}
 		out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " ")+" ("+p+")")
 	}
+	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err == nil {
+		if b, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output(); err == nil {
+			for _, d := range strings.Fields(string(b)) {
+				if strings.HasPrefix(d, prefix) {
+					out = append(out, "libvirt domain "+d)
+				}
+			}
+		}
+	}
+	if disks, _ := filepath.Glob("/var/lib/lab/libvirt/" + prefix + "*"); len(disks) > 0 {
+		out = append(out, "VM files "+strings.Join(disks, " "))
+	}
 	for _, pid := range network.ForwardPIDs(name) {
 		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
+)
+
+// One lab, one container and one VM: both provisioned by the same script,
+// they resolve and reach each other by name, exec works on the VM, and
+// destroy leaves no domain, disk or bridge.
+func TestIntegrationLibvirtMixedLab(t *testing.T) {
+	labtest.Integration(t)
+	for _, bin := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "virsh"} {
+		_, err := exec.LookPath(bin)
+		require.NoError(t, err, "make setup installs libvirt and qemu")
+	}
+	l := labtest.New(t, "it-mix", map[string]string{
+		"lab.yaml": `
+name: it-mix
+networks: [{name: lan, subnet: 10.97.13.0/24}]
+defaults: {accel: tcg}   # nested KVM does not run guests on CI machines
+nodes:
+  - role: ct
+    provision: [{shell: both.sh}]
+  - role: vm
+    provider: libvirt
+    cpus: 2
+    memory: 768M
+    provision: [{shell: both.sh}]
+    health: [{command: "systemctl is-active qemu-guest-agent"}]
+`,
+		"both.sh": `#!/bin/sh
+set -e
+echo "$LAB_NODE ($LAB_ROLE) sees ct at $LAB_ROLE_CT_IPS and vm at $LAB_ROLE_VM_IPS" > /root/hello
+cat /root/hello
+`,
+	})
+	_, stderr, code := l.Run("up")
+	require.Equal(t, 0, code, stderr)
+	st := l.Status()
+	assert.Equal(t, "running", st["vm1"].State)
+	assert.Equal(t, "running", st["ct1"].State)
+	assert.Equal(t, "done", st["vm1"].Provisioned)
+	labtest.RequireRouteVia(t, "10.97.13.31", "lab-it-mix-0")
+
+	for _, n := range []string{"ct1", "vm1"} {
+		o, c := l.Exec(n, "cat", "/root/hello")
+		require.Equal(t, 0, c)
+		assert.Equal(t, n+" ("+strings.TrimRight(n, "1")+") sees ct at 10.97.13.11 and vm at 10.97.13.31\n", o)
+	}
+	// The VM is a VM: its own kernel, not the host's.
+	o, _ := l.Exec("vm1", "sh", "-c", "cat /sys/class/dmi/id/sys_vendor; hostname")
+	assert.Equal(t, "QEMU\nvm1\n", o)
+	// Names and reachability both ways, through the lab's DNS.
+	o, c := l.Exec("vm1", "ping", "-c", "1", "-W", "5", "ct1.it-mix.lab")
+	assert.Equal(t, 0, c, o)
+	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
+	assert.Equal(t, 0, c, o)
+	// exec: output, exit code, stdin, on the VM.
+	o, c = l.Exec("vm1", "sh", "-c", "echo out; echo err >&2; exit 3")
+	assert.Equal(t, 3, c)
+	assert.Equal(t, "out\n", o)
+	cmd := exec.Command(l.Bin, "exec", "vm1", "--", "tr", "a-z", "A-Z")
+	cmd.Dir = l.Dir
+	cmd.Stdin = strings.NewReader("shout\n")
+	b, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, "SHOUT\n", string(b))
+	// No default route in the VM either.
+	o, _ = l.Exec("vm1", "ip", "-4", "route")
+	assert.NotContains(t, o, "default")
+
+	// halt shuts the VM down; up boots it again with its addresses.
+	l.MustRun("halt")
+	assert.Equal(t, "stopped", l.Status()["vm1"].State)
+	l.MustRun("up")
+	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
+	assert.Equal(t, 0, c, o)
+
+	l.MustRun("destroy")
+	labtest.AssertNoLeaks(t, "it-mix", l.Dir)
+	_, err = os.Stat("/var/lib/lab/libvirt/it-mix-vm1.qcow2")
+	assert.True(t, os.IsNotExist(err))
+}
