@@ -658,6 +658,12 @@ func (e *Engine) writeFiles(ctx context.Context, lab *topology.Lab, n topology.N
 	for k, v := range sshFiles {
 		files[k] = v
 	}
+	if fw, ok := prov.(providers.FileWriter); ok {
+		if err := fw.WriteFiles(ctx, tgt, files, extra); err != nil {
+			return fmt.Errorf("node %s: write lab files: %w", n.Name, err)
+		}
+		return nil
+	}
 	script := WriteFilesScript(files) + extra
 	var stderr strings.Builder
 	code, err := prov.Exec(ctx, tgt, []string{"/bin/sh", "-s"}, providers.ExecIO{Stdin: strings.NewReader(script), Stderr: &stderr})

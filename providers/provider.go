@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -90,6 +91,47 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // network tools, a guest agent).
 type ImagePackager interface {
 	ImagePackages() []string
+}
+
+// FileWriter is a provider that can write a set of files into a node
+// more cheaply than a shell script run through Exec (a VM's agent writes
+// files without starting a process). Each file is replaced atomically;
+// then script, if any, runs with sh.
+type FileWriter interface {
+	WriteFiles(ctx context.Context, n Node, files map[string]string, script string) error
+}
+
+// BaseEnv is the environment commands in nodes start from.
+var BaseEnv = []string{
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=/root",
+	"USER=root",
+	"LANG=C.UTF-8",
+	"DEBIAN_FRONTEND=noninteractive",
+}
+
+// CopyInWithExec writes src to dst in a node through p's Exec: into a
+// temporary file beside dst, then renamed, so readers never see half a file.
+// Providers without a better way use it for CopyIn.
+func CopyInWithExec(ctx context.Context, p Provider, n Node, src io.Reader, dst string, mode fs.FileMode) error {
+	script := `set -e; d=$(dirname "$1"); mkdir -p "$d"; t="$1.lab-tmp.$$"; cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"`
+	var stderr strings.Builder
+	code, err := p.Exec(ctx, n, []string{"/bin/sh", "-c", script, "sh", dst, fmt.Sprintf("%o", mode.Perm())}, ExecIO{Stdin: src, Stderr: &stderr})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("node %s: write %s: exit %d: %s", n.Name, dst, code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// Broadcast is the broadcast address of an interface's subnet.
+func Broadcast(p netip.Prefix) string {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= (1 << (32 - p.Bits())) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 }
 
 // ErrNotImplemented is returned by operations a provider cannot do yet.

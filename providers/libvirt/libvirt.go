@@ -16,10 +16,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -339,7 +339,7 @@ func (p *Provider) waitAgent(ctx context.Context, l *golibvirt.Libvirt, d golibv
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("node %s: boot: %w (console %s: %s)", n.Name, ctx.Err(), console, lastLine(console))
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -359,7 +359,7 @@ func (p *Provider) configure(ctx context.Context, n providers.Node) error {
 	var s strings.Builder
 	s.WriteString("set -e\n")
 	for i, ifc := range n.Interfaces {
-		fmt.Fprintf(&s, "ip link set eth%d up\nip addr replace %s brd %s dev eth%d\n", i, ifc.Addr, broadcast(ifc.Addr), i)
+		fmt.Fprintf(&s, "ip link set eth%d up\nip addr replace %s brd %s dev eth%d\n", i, ifc.Addr, providers.Broadcast(ifc.Addr), i)
 	}
 	fmt.Fprintf(&s, "hostname %s\necho %s > /etc/hostname\n", n.Name, n.Name)
 	var out bytes.Buffer
@@ -371,13 +371,6 @@ func (p *Provider) configure(ctx context.Context, n providers.Node) error {
 		return fmt.Errorf("node %s: network: exit %d: %s", n.Name, code, strings.TrimSpace(out.String()))
 	}
 	return nil
-}
-
-func broadcast(p netip.Prefix) string {
-	a := p.Masked().Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= (1 << (32 - p.Bits())) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 }
 
 func (p *Provider) waitSystemd(ctx context.Context, n providers.Node) error {
@@ -392,7 +385,7 @@ func (p *Provider) waitSystemd(ctx context.Context, n providers.Node) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("node %s: boot: %w (systemd: %s)", n.Name, ctx.Err(), last)
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(150 * time.Millisecond):
 		}
 	}
 }
@@ -523,8 +516,6 @@ func (p *Provider) agent(n providers.Node, cmd string, args any, out any) error 
 	return nil
 }
 
-var baseEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "USER=root", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
-
 // Exec runs a command through the guest agent (guest-exec). Output arrives
 // when the command ends.
 func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio providers.ExecIO) (int, error) {
@@ -534,7 +525,7 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	args := map[string]any{
 		"path":           "/bin/sh",
 		"arg":            append([]string{"-c", `cd "$LAB_CWD" 2>/dev/null || cd /; unset LAB_CWD; "$@"`, "sh"}, cmd...),
-		"env":            append(append(append([]string{}, baseEnv...), eio.Env...), "LAB_CWD="+orDefault(eio.Dir, "/root")),
+		"env":            append(append(append([]string{}, providers.BaseEnv...), eio.Env...), "LAB_CWD="+orDefault(eio.Dir, "/root")),
 		"capture-output": true,
 	}
 	if eio.Stdin != nil {
@@ -600,16 +591,7 @@ func orDefault(s, d string) string {
 }
 
 func (p *Provider) CopyIn(ctx context.Context, n providers.Node, src io.Reader, dst string, mode fs.FileMode) error {
-	script := `set -e; d=$(dirname "$1"); mkdir -p "$d"; t="$1.lab-tmp.$$"; cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"`
-	var stderr bytes.Buffer
-	code, err := p.Exec(ctx, n, []string{"/bin/sh", "-c", script, "sh", dst, fmt.Sprintf("%o", mode.Perm())}, providers.ExecIO{Stdin: src, Stderr: &stderr})
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("node %s: write %s: exit %d: %s", n.Name, dst, code, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+	return providers.CopyInWithExec(ctx, p, n, src, dst, mode)
 }
 
 // Shell opens the VM's serial console, where root is logged in (leave with
@@ -629,4 +611,56 @@ func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) er
 	c := exec.CommandContext(ctx, "virsh", "-c", "qemu:///system", "console", "--force", n.ID)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return c.Run()
+}
+
+// WriteFiles writes files through the agent's file API (no process to
+// start, which is slow under TCG), each to PATH.lab-new, then renames them
+// all into place and runs script in one exec.
+func (p *Provider) WriteFiles(ctx context.Context, n providers.Node, files map[string]string, script string) error {
+	paths := make([]string, 0, len(files))
+	for f := range files {
+		paths = append(paths, f)
+	}
+	sort.Strings(paths)
+	madeDirs := false
+	for _, f := range paths {
+		err := p.writeFile(n, f+".lab-new", files[f])
+		if err != nil && !madeDirs {
+			// Missing folders: make all of them at once, then try again.
+			dirs := []string{"-p"}
+			for _, g := range paths {
+				dirs = append(dirs, filepath.Dir(g))
+			}
+			if code, xerr := p.Exec(ctx, n, append([]string{"mkdir"}, dirs...), providers.ExecIO{}); xerr != nil || code != 0 {
+				return fmt.Errorf("mkdir: exit %d: %v (after %v)", code, xerr, err)
+			}
+			madeDirs = true
+			err = p.writeFile(n, f+".lab-new", files[f])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var stderr bytes.Buffer
+	cmd := append([]string{"/bin/sh", "-c", `for f; do chmod 0644 "$f.lab-new"; mv -f "$f.lab-new" "$f"; done` + "\n" + script, "sh"}, paths...)
+	code, err := p.Exec(ctx, n, cmd, providers.ExecIO{Stderr: &stderr})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func (p *Provider) writeFile(n providers.Node, path, content string) error {
+	var handle int
+	if err := p.agent(n, "guest-file-open", map[string]any{"path": path, "mode": "w"}, &handle); err != nil {
+		return err
+	}
+	err := p.agent(n, "guest-file-write", map[string]any{"handle": handle, "buf-b64": base64.StdEncoding.EncodeToString([]byte(content))}, nil)
+	if cerr := p.agent(n, "guest-file-close", map[string]any{"handle": handle}, nil); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +84,7 @@ func (p *Provider) Config(n providers.Node) string {
 		w(k+"flags", "up")
 		w(k+"name", fmt.Sprintf("eth%d", i))
 		w(k+"hwaddr", MAC(n.Lab, n.Name, i))
-		w(k+"ipv4.address", fmt.Sprintf("%s %s", ifc.Addr, broadcast(ifc.Addr)))
+		w(k+"ipv4.address", fmt.Sprintf("%s %s", ifc.Addr, providers.Broadcast(ifc.Addr)))
 	}
 	for _, kv := range cgroupLimits(n.CPUs, n.Memory) {
 		w(kv[0], kv[1])
@@ -98,13 +97,6 @@ func (p *Provider) Config(n providers.Node) string {
 func MAC(lab, node string, i int) string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", lab, node, i)))
 	return fmt.Sprintf("0a:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
-}
-
-func broadcast(p netip.Prefix) string {
-	a := p.Masked().Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= (1 << (32 - p.Bits())) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 }
 
 func (p *Provider) Create(ctx context.Context, n providers.Node) error {
@@ -259,15 +251,6 @@ func (p *Provider) State(_ context.Context, n providers.Node) (providers.State, 
 	return providers.Unknown, nil
 }
 
-// baseEnv is the environment commands in nodes start from.
-var baseEnv = []string{
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=/root",
-	"USER=root",
-	"LANG=C.UTF-8",
-	"DEBIAN_FRONTEND=noninteractive",
-}
-
 func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio providers.ExecIO) (int, error) {
 	if len(cmd) == 0 {
 		return -1, errors.New("exec: no command")
@@ -282,7 +265,7 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	}
 	opts := golxc.DefaultAttachOptions
 	opts.ClearEnv = true
-	opts.Env = append(append([]string{}, baseEnv...), eio.Env...)
+	opts.Env = append(append([]string{}, providers.BaseEnv...), eio.Env...)
 	opts.Cwd = "/root"
 	if eio.Dir != "" {
 		opts.Cwd = eio.Dir
@@ -408,16 +391,7 @@ func outFd(w io.Writer) (*os.File, *os.File, error) {
 }
 
 func (p *Provider) CopyIn(ctx context.Context, n providers.Node, src io.Reader, dst string, mode fs.FileMode) error {
-	script := `set -e; d=$(dirname "$1"); mkdir -p "$d"; t="$1.lab-tmp.$$"; cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"`
-	var stderr strings.Builder
-	code, err := p.Exec(ctx, n, []string{"/bin/sh", "-c", script, "sh", dst, fmt.Sprintf("%o", mode.Perm())}, providers.ExecIO{Stdin: src, Stderr: &stderr})
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("node %s: write %s: exit %d: %s", n.Name, dst, code, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+	return providers.CopyInWithExec(ctx, p, n, src, dst, mode)
 }
 
 func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) error {
@@ -435,7 +409,7 @@ func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) er
 	if term == "" {
 		term = "xterm"
 	}
-	opts.Env = append(append([]string{}, baseEnv...), "TERM="+term)
+	opts.Env = append(append([]string{}, providers.BaseEnv...), "TERM="+term)
 	opts.Cwd = "/root"
 	if len(cmd) == 0 {
 		cmd = []string{"/bin/bash", "-l"}

@@ -61,5 +61,5 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg2", 0))
 	assert.NotEqual(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg1", 0))
 	assert.True(t, strings.HasPrefix(MAC("a", "b", 0), "0a:"), "locally administered, unicast")
-	assert.Equal(t, "10.1.3.255", broadcast(netip.MustParsePrefix("10.1.2.9/23")))
+	assert.Equal(t, "10.1.3.255", providers.Broadcast(netip.MustParsePrefix("10.1.2.9/23")))
 }
