@@ -65,7 +65,7 @@ func TestUsageExitCodes(t *testing.T) {
 	assert.Equal(t, 2, code)
 	out, code = run("version")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, out, "providers: lxc")
+	assert.Contains(t, out, "providers: libvirt, lxc")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "other.yaml"), []byte("name: ok\nnodes: [{role: web}]\n"), 0o644))
 	out, code = run("-f", "other.yaml", "validate")
 	assert.Equal(t, 0, code, out)
