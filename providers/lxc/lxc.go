@@ -11,12 +11,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	golxc "github.com/lxc/go-lxc"
+	"golang.org/x/term"
 
 	"github.com/labctl/lab/providers"
 )
@@ -403,17 +405,35 @@ func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) er
 	if c.State() != golxc.RUNNING {
 		return fmt.Errorf("node %s is not running", n.Name)
 	}
-	opts := golxc.DefaultAttachOptions
-	opts.ClearEnv = true
-	term := os.Getenv("TERM")
-	if term == "" {
-		term = "xterm"
+	termName := os.Getenv("TERM")
+	if termName == "" {
+		termName = "xterm"
 	}
-	opts.Env = append(append([]string{}, providers.BaseEnv...), "TERM="+term)
-	opts.Cwd = "/root"
+	env := append(append([]string{}, providers.BaseEnv...), "TERM="+termName)
 	if len(cmd) == 0 {
 		cmd = []string{"/bin/bash", "-l"}
 	}
+	// On a terminal, liblxc's lxc-attach gives the shell a pty of its own in
+	// the container (raw mode, window size, job control).
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		args := []string{"-n", n.ID, "-P", p.path, "--clear-env"}
+		for _, kv := range env {
+			args = append(args, "-v", kv)
+		}
+		a := exec.CommandContext(ctx, "lxc-attach", append(append(args, "--"), cmd...)...)
+		a.Dir = "/"
+		a.Stdin, a.Stdout, a.Stderr = os.Stdin, os.Stdout, os.Stderr
+		err := a.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &providers.ExitError{Code: ee.ExitCode()}
+		}
+		return err
+	}
+	opts := golxc.DefaultAttachOptions
+	opts.ClearEnv = true
+	opts.Env = env
+	opts.Cwd = "/root"
 	code, err := c.RunCommandStatus(cmd, opts)
 	if err != nil {
 		return err
