@@ -53,6 +53,7 @@ func copyLab(t *testing.T, nginx int) map[string]string {
 	return files
 }
 
+// labFile rewrites the lab's name and subnet, and the nginx count.
 func labFile(t *testing.T, src string, nginx int) string {
 	out := strings.NewReplacer(
 		"name: todomvc", "name: "+name,
@@ -66,6 +67,17 @@ func labFile(t *testing.T, src string, nginx int) string {
 	j := strings.Index(out[i:], "count: 2")
 	require.Positive(t, j)
 	return out[:i+j] + fmt.Sprintf("count: %d", nginx) + out[i+j+len("count: 2"):]
+}
+
+// withPG sets the pg role's count.
+func withPG(t *testing.T, src string, pg int) string {
+	i := strings.Index(src, "role: pg")
+	require.Positive(t, i)
+	j := strings.Index(src[i:], "count: ")
+	require.Positive(t, j)
+	k := i + j + len("count: ")
+	end := k + strings.IndexByte(src[k:], '\n')
+	return src[:k] + fmt.Sprint(pg) + src[end:]
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}
@@ -237,6 +249,31 @@ func TestTodoMVC(t *testing.T) {
 		_, b := call(t, "GET", "http://"+adm1+"/", nil)
 		return strings.Contains(string(b), "<td>nginx3</td>")
 	})
+
+	// Scale pg 2→3: pg3 is another streaming standby with the data, and the
+	// apps may read from it. Then 3→2: its slot is dropped on the primary.
+	three := withPG(t, labFile(t, mustRead(t, "lab.yaml"), 3), 3)
+	l.Write("lab.yaml", three)
+	_, stderr, code = l.Run("up")
+	require.Equal(t, 0, code, "pg scale-out:\n%s", stderr)
+	psql := func(node, sql string) string {
+		out, c := l.Exec(node, "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-qtAc", sql)
+		require.Equal(t, 0, c, "%s: %s", node, sql)
+		return strings.TrimSpace(out)
+	}
+	assert.Equal(t, "streaming", psql("pg3", "select status from pg_stat_wal_receiver"))
+	assert.Equal(t, "second", psql("pg3", fmt.Sprintf("select title from todos where id = %d", second.ID)))
+	assert.Equal(t, "pg2slot\npg3slot", psql("pg1", "select slot_name from pg_replication_slots order by 1"))
+	eventually(t, "pg3 among the apps' standbys", 15*time.Second, func() bool {
+		out, _ := l.Exec("nginx1", "cat", "/etc/todo/discovery.json")
+		return strings.Contains(out, `"pg3"`)
+	})
+	l.Write("lab.yaml", withPG(t, three, 2))
+	_, stderr, code = l.Run("up")
+	require.Equal(t, 0, code, "pg scale-in:\n%s", stderr)
+	assert.Equal(t, "pg2slot", psql("pg1", "select slot_name from pg_replication_slots order by 1"))
+	resp, b = call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+	assert.Equal(t, 200, resp.StatusCode, string(b))
 }
 
 func mustRead(t *testing.T, rel string) string {
