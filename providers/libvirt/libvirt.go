@@ -362,6 +362,8 @@ func (p *Provider) configure(ctx context.Context, n providers.Node) error {
 		fmt.Fprintf(&s, "ip link set eth%d up\nip addr replace %s brd %s dev eth%d\n", i, ifc.Addr, providers.Broadcast(ifc.Addr), i)
 	}
 	fmt.Fprintf(&s, "hostname %s\necho %s > /etc/hostname\n", n.Name, n.Name)
+	// Folders the lab's files go to, so WriteFiles needs no exec of its own.
+	s.WriteString("mkdir -p /etc/lab /root/.ssh\n")
 	var out bytes.Buffer
 	code, err := p.Exec(ctx, n, []string{"/bin/sh", "-c", s.String()}, providers.ExecIO{Stdout: &out, Stderr: &out})
 	if err != nil {
