@@ -153,13 +153,17 @@ def watch():
     ip = subprocess.run(["sh", "-c", ". /etc/lab/facts.env && echo $LAB_IP"], capture_output=True, text=True).stdout.strip()
     url = f"http://{ip}:8000/api/health"
     state = None
+    fails = 0
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=2) as r:
                 up = r.status == 200
         except Exception:
             up = False
-        want = "up" if up else "down"
+        # Down after two failed probes in a row, up after one good one: a
+        # graceful reload (or one slow answer) must not empty the upstreams.
+        fails = 0 if up else fails + 1
+        want = "up" if up else ("down" if fails >= 2 or state is None else state)
         if want != state:
             try:
                 serf("tags", "-set", f"app={want}")

@@ -69,6 +69,8 @@ NGINX
 systemctl daemon-reload
 systemctl enable -q todo todo-watch
 if systemctl is-active -q todo; then systemctl reload todo; else systemctl start todo; fi
+# What gunicorn loaded, for app-reload.sh.
+find /opt/todo -type f | sort | xargs md5sum | md5sum > /run/todo-loaded.md5
 systemctl restart todo-watch
 nginx -t -q
 systemctl reload-or-restart nginx
