@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Node is what a provider needs to know about one machine.
@@ -124,6 +125,37 @@ func CopyInWithExec(ctx context.Context, p Provider, n Node, src io.Reader, dst 
 		return fmt.Errorf("node %s: write %s: exit %d: %s", n.Name, dst, code, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// WaitSystemd polls `systemctl is-system-running` in a node through p's
+// Exec until systemd reports the system up (running or degraded). It fails
+// when systemd says maintenance or stopping, when the node stops, or when
+// ctx ends. (Asking with --wait too early fails with "Failed to connect to
+// bus"; polling does not.)
+func WaitSystemd(ctx context.Context, p Provider, n Node, poll time.Duration) error {
+	var last string
+	for {
+		var out strings.Builder
+		code, err := p.Exec(ctx, n, []string{"systemctl", "is-system-running"}, ExecIO{Stdout: &out})
+		last = strings.TrimSpace(out.String())
+		if err == nil && (last == "running" || last == "degraded") {
+			return nil
+		}
+		if err == nil && code != 0 && (last == "maintenance" || last == "stopping") {
+			return fmt.Errorf("node %s: boot: systemd says %q", n.Name, last)
+		}
+		if st, _ := p.State(ctx, n); st == Stopped {
+			return fmt.Errorf("node %s: boot: the node stopped", n.Name)
+		}
+		select {
+		case <-ctx.Done():
+			if last == "" {
+				last = "no answer"
+			}
+			return fmt.Errorf("node %s: boot: %w (systemd: %s)", n.Name, ctx.Err(), last)
+		case <-time.After(poll):
+		}
+	}
 }
 
 // Broadcast is the broadcast address of an interface's subnet.

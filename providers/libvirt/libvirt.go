@@ -252,16 +252,9 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 }
 
 func (p *Provider) Start(ctx context.Context, n providers.Node) error {
-	l, err := p.lv()
+	l, d, err := p.domain(n)
 	if err != nil {
-		return err
-	}
-	d, ok, err := p.lookup(l, n)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("node %s: start: domain %s is not defined", n.Name, n.ID)
+		return fmt.Errorf("start: %w", err)
 	}
 	accel := p.Accel(n)
 	autoKVM := accel == "kvm" && n.Accel != "kvm" && p.accel != "kvm"
@@ -283,7 +276,7 @@ func (p *Provider) Start(ctx context.Context, n providers.Node) error {
 	if err := p.configure(ctx, n); err != nil {
 		return err
 	}
-	return p.waitSystemd(ctx, n)
+	return providers.WaitSystemd(ctx, p, n, 150*time.Millisecond)
 }
 
 var errKVMHang = errors.New("kvm hang")
@@ -373,23 +366,6 @@ func (p *Provider) configure(ctx context.Context, n providers.Node) error {
 		return fmt.Errorf("node %s: network: exit %d: %s", n.Name, code, strings.TrimSpace(out.String()))
 	}
 	return nil
-}
-
-func (p *Provider) waitSystemd(ctx context.Context, n providers.Node) error {
-	var last string
-	for {
-		var out bytes.Buffer
-		_, err := p.Exec(ctx, n, []string{"systemctl", "is-system-running"}, providers.ExecIO{Stdout: &out})
-		last = strings.TrimSpace(out.String())
-		if err == nil && (last == "running" || last == "degraded") {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s: boot: %w (systemd: %s)", n.Name, ctx.Err(), last)
-		case <-time.After(150 * time.Millisecond):
-		}
-	}
 }
 
 func (p *Provider) Stop(ctx context.Context, n providers.Node) error {
@@ -485,18 +461,24 @@ func (p *Provider) State(ctx context.Context, n providers.Node) (providers.State
 	return providers.Unknown, nil
 }
 
-// agent runs one guest agent command and decodes its "return".
-func (p *Provider) agent(n providers.Node, cmd string, args any, out any) error {
+// domain connects and finds a node's domain, which must exist.
+func (p *Provider) domain(n providers.Node) (*golibvirt.Libvirt, golibvirt.Domain, error) {
 	l, err := p.lv()
 	if err != nil {
-		return err
+		return nil, golibvirt.Domain{}, err
 	}
 	d, ok, err := p.lookup(l, n)
+	if err == nil && !ok {
+		err = fmt.Errorf("node %s: domain %s is not defined", n.Name, n.ID)
+	}
+	return l, d, err
+}
+
+// agent runs one guest agent command and decodes its "return".
+func (p *Provider) agent(n providers.Node, cmd string, args any, out any) error {
+	l, d, err := p.domain(n)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("node %s: no such VM", n.Name)
 	}
 	req, _ := json.Marshal(map[string]any{"execute": cmd, "arguments": args})
 	res, err := l.QEMUDomainAgentCommand(d, string(req), 30, 0)

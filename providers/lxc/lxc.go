@@ -142,33 +142,14 @@ func (p *Provider) Start(ctx context.Context, n providers.Node) error {
 	return p.waitBoot(ctx, n)
 }
 
-// waitBoot polls systemd until it reports the system running or degraded.
-// lxc-wait -s RUNNING returns before init is up, and is-system-running
-// --wait fails when asked too early, hence the poll.
+// waitBoot waits for systemd, and says why from LXC's log when the
+// container stopped instead.
 func (p *Provider) waitBoot(ctx context.Context, n providers.Node) error {
-	var last string
-	for {
-		var out strings.Builder
-		code, err := p.Exec(ctx, n, []string{"systemctl", "is-system-running"}, providers.ExecIO{Stdout: &out})
-		last = strings.TrimSpace(out.String())
-		if err == nil && (last == "running" || last == "degraded") {
-			return nil
-		}
-		if err == nil && code != 0 && (last == "maintenance" || last == "stopping") {
-			return fmt.Errorf("node %s: boot: systemd says %q", n.Name, last)
-		}
-		if st, _ := p.State(ctx, n); st == providers.Stopped {
-			return fmt.Errorf("node %s: boot: the container stopped%s", n.Name, p.logTail(n))
-		}
-		select {
-		case <-ctx.Done():
-			if last == "" {
-				last = "no answer"
-			}
-			return fmt.Errorf("node %s: boot: %w (systemd: %s)", n.Name, ctx.Err(), last)
-		case <-time.After(p.BootPoll):
-		}
+	err := providers.WaitSystemd(ctx, p, n, p.BootPoll)
+	if err != nil && strings.Contains(err.Error(), "the node stopped") {
+		return fmt.Errorf("%w%s", err, p.logTail(n))
 	}
+	return err
 }
 
 func (p *Provider) logTail(n providers.Node) string {
