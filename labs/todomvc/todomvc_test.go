@@ -126,6 +126,22 @@ func eventually(t *testing.T, what string, within time.Duration, f func() bool) 
 	}
 }
 
+// eventuallySee is eventually for a value: it reports the last one seen.
+func eventuallySee(t *testing.T, what string, within time.Duration, get func() string, ok func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v := get()
+		if ok(v) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s; last seen:\n%s", within, what, v)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 func statusOK(url string) bool {
 	resp, err := client.Get(url)
 	if err != nil {
@@ -234,17 +250,30 @@ func TestTodoMVC(t *testing.T) {
 	require.Equal(t, 0, code, "scale-out:\n%s", stderr)
 	eventually(t, "nginx3 serves", 10*time.Second, func() bool { return statusOK("http://" + nginx3 + "/api/todos") })
 	for _, n := range []string{"nginx1", "nginx2", "nginx3"} {
-		eventually(t, "nginx3 in "+n+"'s upstreams", 15*time.Second, func() bool {
-			out, _ := l.Exec(n, "cat", "/etc/nginx/todo-upstreams.conf")
-			return strings.Contains(out, nginx3+":") && strings.Contains(out, nginx1+":") && strings.Contains(out, nginx2+":")
-		})
+		eventuallySee(t, "nginx1-3 in "+n+"'s upstreams", 20*time.Second,
+			func() string {
+				out, _ := l.Exec(n, "cat", "/etc/nginx/todo-upstreams.conf")
+				// What Serf says, for the failure message.
+				for _, m := range []string{n, "nginx2"} {
+					o, _ := l.Exec(m, "serf", "members", "-detailed")
+					out += "\n" + m + "'s serf members:\n" + o
+				}
+				return out
+			},
+			func(out string) bool {
+				return strings.Contains(out, nginx3+":") && strings.Contains(out, nginx1+":") && strings.Contains(out, nginx2+":")
+			})
 	}
+	// Through nginx1, traffic reaches nginx3 once nginx1 has reloaded.
 	served := map[string]bool{}
-	for i := 0; i < 30; i++ {
-		resp, _ := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
-		served[resp.Header.Get("X-Served-By")] = true
-	}
-	assert.True(t, served["nginx3"], "nginx3 never received traffic: %v", served)
+	eventually(t, "nginx3 receives traffic through nginx1", 10*time.Second, func() bool {
+		for i := 0; i < 6; i++ {
+			resp, _ := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+			require.Equal(t, 200, resp.StatusCode)
+			served[resp.Header.Get("X-Served-By")] = true
+		}
+		return served["nginx3"]
+	})
 	eventually(t, "nginx3 on the status page", 10*time.Second, func() bool {
 		_, b := call(t, "GET", "http://"+adm1+"/", nil)
 		return strings.Contains(string(b), "<td>nginx3</td>")

@@ -148,29 +148,49 @@ def refresh():
 
 
 def watch():
-    with open("/etc/todo/app.json") as f:
-        node = json.load(f)["node"]
-    ip = subprocess.run(["sh", "-c", ". /etc/lab/facts.env && echo $LAB_IP"], capture_output=True, text=True).stdout.strip()
-    url = f"http://{ip}:8000/api/health"
-    state = None
+    """The per-node loop. On nginx nodes: probe this node's app every second
+    and set the Serf tag app=up/down when it changes. On every role: refresh
+    from the member list every 5 s as well as on Serf's events, so a missed or
+    reordered event cannot leave a live backend out (or a dead one in)."""
+    role = self_tags().get("role")
+    url = None
+    if role == "nginx":
+        with open("/etc/todo/app.json") as f:
+            node = json.load(f)["node"]
+        ip = subprocess.run(["sh", "-c", ". /etc/lab/facts.env && echo $LAB_IP"], capture_output=True, text=True).stdout.strip()
+        url = f"http://{ip}:8000/api/health"
+    else:
+        node = os.uname().nodename
+    # Start from the tag the node carries (kept in Serf's tags file across
+    # restarts): a node whose app comes back as it boots changes no tag, so
+    # its rejoin is not raced by flapping updates.
+    state = self_tags().get("app")
     fails = 0
+    last_refresh = 0.0
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                up = r.status == 200
-        except Exception:
-            up = False
-        # Down after two failed probes in a row, up after one good one: a
-        # graceful reload (or one slow answer) must not empty the upstreams.
-        fails = 0 if up else fails + 1
-        want = "up" if up else ("down" if fails >= 2 or state is None else state)
-        if want != state:
+        if url:
             try:
-                serf("tags", "-set", f"app={want}")
-                print(f"{node}: app {want}", flush=True)
-                state = want
-            except Exception as e:  # serf not up yet: try again next round
-                print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    up = r.status == 200
+            except Exception:
+                up = False
+            # Down after two failed probes in a row, up after one good one: a
+            # graceful reload (or one slow answer) must not empty the upstreams.
+            fails = 0 if up else fails + 1
+            want = "up" if up else ("down" if fails >= 2 else state)
+            if want is not None and want != state:
+                try:
+                    serf("tags", "-set", f"app={want}")
+                    print(f"{node}: app {want}", flush=True)
+                    state = want
+                except Exception as e:  # serf not up yet: try again next round
+                    print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
+        if time.monotonic() - last_refresh >= 5:
+            last_refresh = time.monotonic()
+            try:
+                refresh()
+            except Exception as e:
+                print(f"{node}: refresh: {e}", file=sys.stderr, flush=True)
         time.sleep(1)
 
 
