@@ -153,14 +153,10 @@ def watch():
     from the member list every 5 s as well as on Serf's events, so a missed or
     reordered event cannot leave a live backend out (or a dead one in)."""
     role = self_tags().get("role")
-    url = None
-    if role == "nginx":
-        with open("/etc/todo/app.json") as f:
-            node = json.load(f)["node"]
-        ip = subprocess.run(["sh", "-c", ". /etc/lab/facts.env && echo $LAB_IP"], capture_output=True, text=True).stdout.strip()
-        url = f"http://{ip}:8000/api/health"
-    else:
-        node = os.uname().nodename
+    with open("/etc/lab/facts.json") as f:
+        facts = json.load(f)
+    node = facts["node"]
+    url = f"http://{facts['ip']}:8000/api/health" if role == "nginx" else None
     # Start from the tag the node carries (kept in Serf's tags file across
     # restarts): a node whose app comes back as it boots changes no tag, so
     # its rejoin is not raced by flapping updates.

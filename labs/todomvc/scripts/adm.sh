@@ -11,21 +11,5 @@ server {
 NGINX
 mkdir -p /var/www/status
 /usr/local/bin/lab-discovery refresh
-cat > /etc/systemd/system/lab-discovery.service <<'UNIT'
-[Unit]
-Description=Refresh the status page from Serf every few seconds (besides Serf's events)
-After=serf.service
-
-[Service]
-ExecStart=/usr/local/bin/lab-discovery watch
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-systemctl daemon-reload
-systemctl enable -q lab-discovery
-systemctl restart lab-discovery
 systemctl reload-or-restart nginx
 echo "status page on http://$LAB_IP/"

@@ -29,20 +29,6 @@ Restart=on-failure
 WantedBy=multi-user.target
 UNIT
 
-cat > /etc/systemd/system/todo-watch.service <<'UNIT'
-[Unit]
-Description=Tell Serf whether this node's app answers (tag app=up/down)
-After=serf.service todo.service
-
-[Service]
-ExecStart=/usr/local/bin/lab-discovery watch
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-
 rm -f /etc/nginx/sites-enabled/default
 # Until Serf says more, this node's own app is the only backend.
 [ -f /etc/nginx/todo-upstreams.conf ] || echo "server $LAB_IP:8000 max_fails=1 fail_timeout=3s;" > /etc/nginx/todo-upstreams.conf
@@ -67,11 +53,10 @@ server {
 NGINX
 
 systemctl daemon-reload
-systemctl enable -q todo todo-watch
+systemctl enable -q todo
 if systemctl is-active -q todo; then systemctl reload todo; else systemctl start todo; fi
 # What gunicorn loaded, for app-reload.sh.
 find /opt/todo -type f | sort | xargs md5sum | md5sum > /run/todo-loaded.md5
-systemctl restart todo-watch
 nginx -t -q
 systemctl reload-or-restart nginx
 # Serf knows the other backends by now, or will tell us when it does.

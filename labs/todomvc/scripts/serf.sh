@@ -28,4 +28,24 @@ systemctl enable -q serf
 systemctl restart serf
 for i in $(seq 1 100); do serf members >/dev/null 2>&1 && break; sleep 0.1; done
 serf members >/dev/null
+if [ -n "$handler" ]; then
+  # Besides Serf's events: resync every 5 s, and on nginx nodes tell Serf
+  # whether this node's app answers (tag app=up/down).
+  cat > /etc/systemd/system/lab-discovery.service <<'UNIT'
+[Unit]
+Description=lab discovery loop: resync from Serf; on app nodes, the app=up/down tag
+After=serf.service
+
+[Service]
+ExecStart=/usr/local/bin/lab-discovery watch
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  systemctl daemon-reload
+  systemctl enable -q lab-discovery
+  systemctl restart lab-discovery
+fi
 echo "serf agent $LAB_NODE up, joining $LAB_ROLE_ADM_IPS"
