@@ -98,8 +98,14 @@ func (e *Engine) emit(node, phase, format string, args ...any) {
 	e.Events.Emit(ev)
 }
 
-func (e *Engine) lock() error {
-	return e.Store.Lock(e.LockWait > 0, e.LockWait)
+func (e *Engine) lock(ctx context.Context) error {
+	if err := e.Store.Lock(ctx, e.LockWait > 0, e.LockWait); err != nil {
+		return err
+	}
+	if pid := e.Store.Recovered; pid > 0 {
+		e.emit("", PhaseLock, "recovered the lock of process %d, which ended without releasing it", pid)
+	}
+	return nil
 }
 
 func (e *Engine) begin(lab string) {
@@ -109,9 +115,9 @@ func (e *Engine) begin(lab string) {
 
 // open starts a command that changes the lab: it takes the lock and loads
 // the state. The caller unlocks.
-func (e *Engine) open(top *topology.Topology) (*state.State, error) {
+func (e *Engine) open(ctx context.Context, top *topology.Topology) (*state.State, error) {
 	e.begin(top.Name)
-	if err := e.lock(); err != nil {
+	if err := e.lock(ctx); err != nil {
 		return nil, err
 	}
 	st, err := e.load(top)
@@ -158,9 +164,11 @@ func (e *Engine) Expand(ctx context.Context, top *topology.Topology, st *state.S
 	subnets := map[string]netip.Prefix{}
 	if st != nil {
 		for name, n := range st.Networks {
-			if p, err := netip.ParsePrefix(n.Subnet); err == nil {
-				subnets[name] = p
+			p, err := topology.ParseSubnet(n.Subnet)
+			if err != nil {
+				return nil, fmt.Errorf("%s: network %s: subnet %v (the state is damaged: lab destroy --name %s removes what the lab made without it)", e.Store.Dir, name, err, st.Lab)
 			}
+			subnets[name] = p
 		}
 	}
 	var taken []netip.Prefix
@@ -212,8 +220,10 @@ func (e *Engine) provider(name string) (providers.Provider, error) {
 	return e.Provider(name)
 }
 
-// ContainerID is the provider's name for a lab's node.
-func ContainerID(lab, node string) string { return lab + "-" + node }
+// ContainerID is the provider's name for a lab's node: LAB_NODE. Lab and
+// node names hold no '_', so no two labs' nodes share an id (with '-', lab
+// adv-a's node b1 and lab adv's node a-b1 would both be adv-a-b1).
+func ContainerID(lab, node string) string { return lab + "_" + node }
 
 // imageSpec is the image a node is made from.
 func (e *Engine) imageSpec(n topology.Node, p providers.Provider) image.Spec {
@@ -224,8 +234,8 @@ func (e *Engine) imageSpec(n topology.Node, p providers.Provider) image.Spec {
 	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk}.Normalize()
 }
 
-func target(lab *topology.Lab, n topology.Node, img *image.Image) providers.Node {
-	t := providers.Node{Lab: lab.Name, Name: n.Name, ID: ContainerID(lab.Name, n.Name), CPUs: n.CPUs, Memory: n.Memory, Accel: n.Accel}
+func (e *Engine) target(lab *topology.Lab, n topology.Node, img *image.Image) providers.Node {
+	t := providers.Node{Lab: lab.Name, Name: n.Name, ID: ContainerID(lab.Name, n.Name), CPUs: n.CPUs, Memory: n.Memory, Accel: n.Accel, Owner: e.owner()}
 	for _, ifc := range n.Interfaces {
 		t.Interfaces = append(t.Interfaces, providers.Interface{Bridge: ifc.Bridge, Addr: netip.PrefixFrom(ifc.Addr, ifc.Subnet.Bits())})
 	}
@@ -235,8 +245,17 @@ func target(lab *topology.Lab, n topology.Node, img *image.Image) providers.Node
 	return t
 }
 
-func recordTarget(rec *state.Node) providers.Node {
-	return providers.Node{Name: rec.Name, ID: rec.ID}
+// recordTarget is a recorded node, as its provider knows it.
+func (e *Engine) recordTarget(st *state.State, rec *state.Node) providers.Node {
+	return providers.Node{Lab: st.Lab, Name: rec.Name, ID: rec.ID, Owner: e.owner()}
+}
+
+// owner is the lab's state folder, as providers record it with each node.
+func (e *Engine) owner() string {
+	if abs, err := filepath.Abs(e.Store.Dir); err == nil {
+		return abs
+	}
+	return e.Store.Dir
 }
 
 // observe asks providers for the state of every recorded node.
@@ -250,7 +269,7 @@ func (e *Engine) observe(ctx context.Context, st *state.State) plan.Observed {
 		g.Go(func() error {
 			s := providers.Unknown
 			if p, err := e.provider(rec.Provider); err == nil {
-				if got, err := p.State(gctx, recordTarget(rec)); err == nil {
+				if got, err := p.State(gctx, e.recordTarget(st, rec)); err == nil {
 					s = got
 				}
 			}
@@ -321,7 +340,7 @@ func (e *UpError) Error() string {
 
 // Up brings the lab to what the topology says.
 func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions) (*plan.Plan, error) {
-	st, err := e.open(top)
+	st, err := e.open(ctx, top)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +446,7 @@ func (e *Engine) destroyNodes(ctx context.Context, st *state.State, names []stri
 			if err != nil {
 				return fmt.Errorf("node %s: %w", rec.Name, err)
 			}
-			if err := p.Destroy(gctx, recordTarget(rec)); err != nil {
+			if err := p.Destroy(gctx, e.recordTarget(st, rec)); err != nil {
 				e.emit(rec.Name, PhaseFailed, "%v", err)
 				return err
 			}
@@ -584,7 +603,7 @@ func (e *Engine) LogPath(node string) string {
 
 func (e *Engine) bootNode(ctx context.Context, lab *topology.Lab, st *state.State, n topology.Node, prov providers.Provider, action plan.Action, img *image.Image, bootTimeout time.Duration) error {
 	t := time.Now()
-	tgt := target(lab, n, img)
+	tgt := e.target(lab, n, img)
 	switch action {
 	case plan.Create, plan.Replace, plan.Start:
 		if img == nil && e.Images != nil {
@@ -735,7 +754,7 @@ func (e *Engine) provisionNode(ctx context.Context, lab *topology.Lab, st *state
 	}
 	defer logf.Close()
 	req := ProvisionRequest{
-		Lab: lab, Node: n, Target: target(lab, n, nil), Provider: prov, Previous: prev, Force: force, Log: logf,
+		Lab: lab, Node: n, Target: e.target(lab, n, nil), Provider: prov, Previous: prev, Force: force, Log: logf,
 		Inventory: filepath.Join(e.Store.Dir, "inventory.ini"),
 		Progress:  func(msg string) { e.emit(n.Name, PhaseProvision, "%s", msg) },
 	}
@@ -769,7 +788,7 @@ func (e *Engine) provisionNode(ctx context.Context, lab *topology.Lab, st *state
 
 // Halt stops every node of the lab and keeps them.
 func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []string) error {
-	st, err := e.open(top)
+	st, err := e.open(ctx, top)
 	if err != nil {
 		return err
 	}
@@ -800,7 +819,7 @@ func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []strin
 				return err
 			}
 			t := time.Now()
-			if err := p.Stop(gctx, recordTarget(rec)); err != nil {
+			if err := p.Stop(gctx, e.recordTarget(st, rec)); err != nil {
 				e.emit(rec.Name, PhaseFailed, "%v", err)
 				return err
 			}
@@ -816,7 +835,7 @@ func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []strin
 // half-finished up never stops it.
 func (e *Engine) Destroy(ctx context.Context, labName string) error {
 	e.begin(labName)
-	if err := e.lock(); err != nil {
+	if err := e.lock(ctx); err != nil {
 		return err
 	}
 	st, err := e.Store.Load()
@@ -943,10 +962,10 @@ func (e *Engine) Target(ctx context.Context, top *topology.Topology, node string
 	if err != nil {
 		return nil, providers.Node{}, nil, err
 	}
-	t := recordTarget(rec)
+	t := e.recordTarget(st, rec)
 	t.Lab = lab.Name
 	if n := lab.Node(node); n != nil {
-		t = target(lab, *n, nil)
+		t = e.target(lab, *n, nil)
 		t.ID = rec.ID
 	}
 	return p, t, lab, nil
@@ -977,7 +996,7 @@ func (e *Engine) ImageSpecs(top *topology.Topology) ([]image.Spec, error) {
 // Reprovision runs every provisioning step again on the named nodes, the
 // nodes of one role, or (neither given) every node, in `after` order.
 func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes []string, role string) error {
-	st, err := e.open(top)
+	st, err := e.open(ctx, top)
 	if err != nil {
 		return err
 	}
@@ -1008,7 +1027,7 @@ func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes 
 			return err
 		}
 		tasks = append(tasks, Task{ID: n.Name, Run: func(ctx context.Context) error {
-			if err := e.writeFiles(ctx, lab, n, prov, target(lab, n, nil)); err != nil {
+			if err := e.writeFiles(ctx, lab, n, prov, e.target(lab, n, nil)); err != nil {
 				return err
 			}
 			return e.provisionNode(ctx, lab, st, n, prov, true, health)

@@ -201,7 +201,7 @@ func TestUpFreshLab(t *testing.T) {
 	for _, n := range st.Nodes {
 		assert.Equal(t, state.PhaseRunning, n.Phase)
 		assert.True(t, n.Provision.Done)
-		assert.Equal(t, "e-"+n.Name, n.ID)
+		assert.Equal(t, "e_"+n.Name, n.ID)
 	}
 	assert.Equal(t, []string{PhaseCreate, PhaseStart, PhaseReady, PhaseDone}, r.rec.Phases("pg1"))
 
@@ -330,7 +330,7 @@ func TestHaltThenUpStarts(t *testing.T) {
 func TestLockedLabFailsAtOnce(t *testing.T) {
 	r := newRig(t)
 	holder := r.engine()
-	require.NoError(t, holder.Store.Lock(false, 0))
+	require.NoError(t, holder.Store.Lock(context.Background(), false, 0))
 	defer holder.Store.Unlock()
 	_, err := r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
 	var le *state.LockedError

@@ -35,6 +35,7 @@ const (
 	PhaseStop      = "stop"
 	PhaseFailed    = "failed"
 	PhaseSkipped   = "skipped"
+	PhaseLock      = "lock"
 )
 
 // Sink receives events. It must be safe for concurrent use.

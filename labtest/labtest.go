@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -93,15 +94,30 @@ func New(t testing.TB, name string, files map[string]string) *Lab {
 	for p, content := range files {
 		l.Write(p, content)
 	}
-	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(l.Dir, ".lab")); err == nil {
-			if _, stderr, code := l.Run("destroy"); code != 0 {
-				t.Errorf("cleanup: lab destroy failed (exit %d): %s", code, stderr)
-			}
-		}
-		AssertNoLeaks(t, name, l.Dir)
-	})
+	t.Cleanup(func() { l.cleanup() })
 	return l
+}
+
+// cleanup destroys the lab; if that fails or leaves anything, the test
+// fails, and the lab is removed by name without its state so that no test
+// ever leaks into the next.
+func (l *Lab) cleanup() {
+	t := l.T
+	if _, err := os.Stat(filepath.Join(l.Dir, ".lab")); err == nil {
+		if _, stderr, code := l.Run("destroy"); code != 0 {
+			t.Errorf("cleanup: lab destroy failed (exit %d): %s", code, stderr)
+		}
+	}
+	leaks := Leaks(l.Name, l.Dir)
+	if len(leaks) == 0 {
+		return
+	}
+	t.Errorf("lab %s left behind:\n  %s", l.Name, strings.Join(leaks, "\n  "))
+	_ = os.RemoveAll(filepath.Join(l.Dir, ".lab"))
+	if out, stderr, code := l.Run("destroy", "--name", l.Name); code != 0 {
+		t.Errorf("cleanup: lab destroy --name %s failed (exit %d): %s%s", l.Name, code, out, stderr)
+	}
+	AssertNoLeaks(t, l.Name, l.Dir)
 }
 
 // Write writes a file of the lab folder (scripts get mode 0755).
@@ -179,7 +195,7 @@ func (l *Lab) Status() map[string]NodeStatus {
 // InitPID is the host PID of a node's init, or 0 when it is not running: a
 // node that was not restarted keeps it.
 func (l *Lab) InitPID(node string) int {
-	out, err := exec.Command("lxc-info", "-p", "-H", "-n", l.Name+"-"+node).Output()
+	out, err := exec.Command("lxc-info", "-p", "-H", "-n", l.Name+"_"+node).Output()
 	if err != nil {
 		return 0
 	}
@@ -200,7 +216,7 @@ func RequireRouteVia(t testing.TB, addr, bridge string) {
 // Leaks lists everything of lab name still on the machine.
 func Leaks(name, dir string) []string {
 	var out []string
-	prefix := name + "-"
+	prefix := name + "_" // node ids are LAB_NODE
 	if entries, err := os.ReadDir("/var/lib/lxc"); err == nil {
 		for _, e := range entries {
 			if strings.HasPrefix(e.Name(), prefix) {
@@ -210,22 +226,23 @@ func Leaks(name, dir string) []string {
 	}
 	if links, err := os.ReadDir("/sys/class/net"); err == nil {
 		for _, l := range links {
-			if strings.HasPrefix(l.Name(), "lab-"+prefix) {
+			if strings.HasPrefix(l.Name(), "lab-"+name+"-") && isDigits(strings.TrimPrefix(l.Name(), "lab-"+name+"-")) {
 				out = append(out, "bridge "+l.Name())
 			}
 		}
 	}
 	if files, err := os.ReadDir("/run/lab"); err == nil {
 		for _, f := range files {
-			if strings.HasPrefix(f.Name(), "lab-"+prefix) {
+			if br, _, _ := strings.Cut(f.Name(), "."); strings.HasPrefix(br, "lab-"+name+"-") && isDigits(strings.TrimPrefix(br, "lab-"+name+"-")) {
 				out = append(out, "file /run/lab/"+f.Name())
 			}
 		}
 	}
+	confRe := regexp.MustCompile(`/run/lab/lab-` + regexp.QuoteMeta(name) + `-[0-9]+\.conf`)
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(b, []byte("dnsmasq")) || !bytes.Contains(b, []byte("/run/lab/lab-"+prefix)) {
+		if err != nil || !bytes.Contains(b, []byte("dnsmasq")) || !confRe.Match(b) {
 			continue
 		}
 		stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat")
@@ -288,6 +305,15 @@ func Leaks(name, dir string) []string {
 		out = append(out, "half-built image "+b)
 	}
 	return out
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // AssertNoLeaks fails the test if anything of the lab is left.

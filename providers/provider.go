@@ -26,6 +26,9 @@ type Node struct {
 	Interfaces []Interface // in order: eth0, eth1, …
 	Image      Image
 	Accel      string // libvirt: kvm or tcg ("" = detect)
+	// Owner is the lab's state folder. A provider records it with the node
+	// and never adopts or destroys a node that another owner made.
+	Owner string
 }
 
 // Interface is one network interface of a node.
@@ -166,6 +169,34 @@ func Broadcast(p netip.Prefix) string {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 }
 
+// Found is a node a provider made on this machine, as it can tell without
+// any lab's state: for cleaning up after a lab whose state folder is gone.
+type Found struct {
+	Provider string
+	ID       string
+	Lab      string // the lab's name, as recorded with the node
+	Node     string
+	Owner    string // the lab's state folder, "" when not recorded (older nodes)
+	State    State
+}
+
+// Lister is a provider that can list the nodes lab made with it.
+type Lister interface {
+	List(ctx context.Context) ([]Found, error)
+}
+
+// OwnerError says a node's id is taken by something this lab did not make.
+type OwnerError struct {
+	Node, ID, Owner string
+}
+
+func (e *OwnerError) Error() string {
+	if e.Owner == "" {
+		return fmt.Sprintf("node %s: %s already exists and lab did not make it for this lab: refusing to adopt or remove it", e.Node, e.ID)
+	}
+	return fmt.Sprintf("node %s: %s already exists and belongs to the lab recorded in %s: refusing to adopt or remove it", e.Node, e.ID, e.Owner)
+}
+
 // ErrNotImplemented is returned by operations a provider cannot do yet.
 var ErrNotImplemented = errors.New("not implemented yet")
 
@@ -174,10 +205,11 @@ type Factory func(cfg Config) (Provider, error)
 
 // Config is what providers may read from the user's configuration.
 type Config struct {
-	LXCPath    string // where LXC keeps containers (/var/lib/lxc)
-	StateDir   string // the lab's .lab folder
-	Accel      string // libvirt: force kvm or tcg
-	LibvirtURI string
+	LXCPath string // where LXC keeps containers (/var/lib/lxc)
+	Accel   string // libvirt: force kvm or tcg
+	// ReadOnly is for commands that only look (status, plan, inventory):
+	// the provider starts no daemon and changes nothing on the host.
+	ReadOnly bool
 }
 
 var (

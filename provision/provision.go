@@ -106,7 +106,7 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 		fmt.Fprintf(h, "ansible %s\n", s.Ansible)
 	case s.File != nil:
 		fmt.Fprintf(h, "file %s %s %s\n", s.File.Dst, s.File.Owner, s.File.Mode)
-		if err := hashTree(h, top.Path(s.File.Src)); err != nil {
+		if err := hashTree(h, top.Path(s.File.Src), top.Path(topology.StateDirName)); err != nil {
 			return "", err
 		}
 	}
@@ -142,10 +142,14 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-func hashTree(h io.Writer, root string) error {
+// hashTree hashes a file or folder, without the lab's state folder skip.
+func hashTree(h io.Writer, root, skip string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && p == skip {
+			return filepath.SkipDir
 		}
 		rel, _ := filepath.Rel(root, p)
 		info, err := d.Info()
@@ -370,7 +374,7 @@ func (r *Runner) copyFile(ctx context.Context, req engine.ProvisionRequest, f *t
 	var post []string
 	if fi.IsDir() {
 		var buf bytes.Buffer
-		if err := tarDir(&buf, src); err != nil {
+		if err := tarDir(&buf, src, req.Lab.Topology.Path(topology.StateDirName)); err != nil {
 			return -1, err
 		}
 		code, err := p.Exec(ctx, t, []string{"/bin/sh", "-c", `mkdir -p "$1" && tar -x -o -C "$1"`, "sh", f.Dst}, providers.ExecIO{Stdin: &buf, Stdout: out, Stderr: out})
@@ -404,11 +408,16 @@ func (r *Runner) copyFile(ctx context.Context, req engine.ProvisionRequest, f *t
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func tarDir(w io.Writer, root string) error {
+// tarDir writes a folder as a tar stream, without the lab's state folder
+// skip (its private SSH key never reaches a node).
+func tarDir(w io.Writer, root, skip string) error {
 	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && p == skip {
+			return filepath.SkipDir
 		}
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {

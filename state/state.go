@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -116,8 +116,11 @@ func (s *State) Empty() bool {
 type Store struct {
 	Dir string
 
-	mu   sync.Mutex
-	lock *os.File
+	mu       sync.Mutex
+	lock     *os.File
+	lockPath string
+	// Recovered is set by Lock when it took over from a holder that had died.
+	Recovered int
 }
 
 // Open returns the store in dir (created when needed).
@@ -130,16 +133,19 @@ func (s *Store) LogDir() string { return filepath.Join(s.Dir, "logs") }
 
 // Load reads the state, or returns nil and no error when there is none.
 func (s *Store) Load() (*State, error) {
-	b, err := os.ReadFile(s.path())
+	b, err := readRegular(s.path(), MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w%s", s.path(), err, corruptHint)
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w (remove it only if nothing of this lab exists any more)", s.path(), err)
+		return nil, fmt.Errorf("%s: %w%s", s.path(), err, corruptHint)
+	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("%s: %w%s", s.path(), err, corruptHint)
 	}
 	if st.Version != Version {
 		return nil, fmt.Errorf("%s: state version %d, this lab understands %d", s.path(), st.Version, Version)
@@ -154,6 +160,72 @@ func (s *Store) Load() (*State, error) {
 		st.Forwards = map[string]*Forward{}
 	}
 	return &st, nil
+}
+
+// MaxSize is the largest state file lab reads.
+const MaxSize = 64 << 20
+
+const corruptHint = " (the state is damaged: lab destroy --name LAB removes what the lab made without it)"
+
+var (
+	// Node ids are LAB_NODE (LAB-NODE before 2026-12): never a path.
+	idRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	bridgeRe = regexp.MustCompile(`^lab-[a-z][a-z0-9-]*-[0-9]+$`)
+)
+
+// check refuses a state whose records are missing or do not match their
+// keys, so no command trips over a null node or network.
+func (st *State) check() error {
+	for k, n := range st.Nodes {
+		if n == nil {
+			return fmt.Errorf("nodes.%s is null", k)
+		}
+		if n.Name != k {
+			return fmt.Errorf("nodes.%s records node %q", k, n.Name)
+		}
+		if !idRe.MatchString(n.ID) {
+			return fmt.Errorf("nodes.%s: bad id %q", k, n.ID)
+		}
+	}
+	for k, n := range st.Networks {
+		if n == nil {
+			return fmt.Errorf("networks.%s is null", k)
+		}
+		if n.Name != k {
+			return fmt.Errorf("networks.%s records network %q", k, n.Name)
+		}
+		if !bridgeRe.MatchString(n.Bridge) {
+			return fmt.Errorf("networks.%s: %q is not a lab bridge (lab-NAME-N)", k, n.Bridge)
+		}
+	}
+	for k, f := range st.Forwards {
+		if f == nil {
+			return fmt.Errorf("forwards.%s is null", k)
+		}
+	}
+	return nil
+}
+
+// readRegular reads a regular file of at most max bytes without ever
+// blocking on a FIFO or reading a device without end.
+func readRegular(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = fmt.Errorf("larger than %d MiB", max>>20)
+	}
+	return b, err
 }
 
 // Save writes the state atomically: a temporary file, fsync, rename.
@@ -192,67 +264,6 @@ func (s *Store) Remove() error {
 		return err
 	}
 	return os.RemoveAll(s.LogDir())
-}
-
-// LockedError says another process holds the lab's lock.
-type LockedError struct {
-	PID  int
-	Path string
-}
-
-func (e *LockedError) Error() string {
-	if e.PID > 0 {
-		return fmt.Sprintf("the lab is busy: process %d holds %s (another lab up/destroy?)", e.PID, e.Path)
-	}
-	return fmt.Sprintf("the lab is busy: %s is held by another process", e.Path)
-}
-
-// Lock takes the lab's lock. With wait false it fails at once, naming the
-// holder's PID; with wait true it blocks until the lock is free or the
-// deadline passes. The lock is an flock, so it is released even when the
-// holder is killed.
-func (s *Store) Lock(wait bool, timeout time.Duration) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return err
-	}
-	p := filepath.Join(s.Dir, "lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return fmt.Errorf("lock %s: %w", p, err)
-		}
-		if !wait || time.Now().After(deadline) {
-			b, _ := os.ReadFile(p)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			f.Close()
-			return &LockedError{PID: pid, Path: p}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	s.lock = f
-	return nil
-}
-
-// Unlock releases the lock.
-func (s *Store) Unlock() {
-	if s.lock == nil {
-		return
-	}
-	_ = s.lock.Truncate(0)
-	_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
-	s.lock.Close()
-	s.lock = nil
 }
 
 // RemoveAll deletes the whole .lab folder except the lock (after destroy).

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,8 +44,8 @@ func TestLoadRejectsGarbage(t *testing.T) {
 func TestLockNamesHolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), ".lab")
 	a, b := Open(dir), Open(dir)
-	require.NoError(t, a.Lock(false, 0))
-	err := b.Lock(false, 0)
+	require.NoError(t, a.Lock(context.Background(), false, 0))
+	err := b.Lock(context.Background(), false, 0)
 	var le *LockedError
 	require.ErrorAs(t, err, &le)
 	assert.Equal(t, os.Getpid(), le.PID)
@@ -52,10 +53,10 @@ func TestLockNamesHolder(t *testing.T) {
 
 	// Waiting gives up at the deadline, then succeeds once the holder is gone.
 	start := time.Now()
-	require.Error(t, b.Lock(true, 300*time.Millisecond))
+	require.Error(t, b.Lock(context.Background(), true, 300*time.Millisecond))
 	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	go func() { time.Sleep(200 * time.Millisecond); a.Unlock() }()
-	require.NoError(t, b.Lock(true, 5*time.Second))
+	require.NoError(t, b.Lock(context.Background(), true, 5*time.Second))
 	b.Unlock()
 }
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -17,7 +18,15 @@ import (
 type decoder struct {
 	lines map[string]int
 	errs  *Errors
+	// visits counts the nodes decoded, aliases expanded: a file of nested
+	// aliases (a "billion laughs") would otherwise expand without end.
+	visits   int
+	overflow bool
 }
+
+// MaxNodes is how many YAML nodes a lab file may expand to, aliases
+// included: far more than any real lab, far less than an alias bomb.
+const MaxNodes = 200000
 
 // Field paths look like nodes[2].provision[0].shell.
 func joinPath(parent, key string) string {
@@ -47,6 +56,13 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if d.visits++; d.visits > MaxNodes {
+		if !d.overflow {
+			d.overflow = true
+			d.fail(n, path, "the file expands to more than %d YAML nodes (nested aliases?)", MaxNodes)
+		}
+		return
 	}
 	if path != "" {
 		if _, seen := d.lines[path]; !seen {
@@ -97,16 +113,29 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 		v.SetInt(i)
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		var b, ok bool
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+			b, ok = parseBool(n.Value)
+		}
+		if !ok {
 			d.fail(n, path, "want true or false, got %s", describe(n))
 			return
 		}
-		var b bool
-		_ = n.Decode(&b)
 		v.SetBool(b)
 	default:
 		d.fail(n, path, "internal: cannot decode into %s", v.Type())
 	}
+}
+
+// parseBool reads YAML 1.2's booleans; "yes" under a !!bool tag is not one.
+func parseBool(s string) (bool, bool) {
+	switch s {
+	case "true", "True", "TRUE":
+		return true, true
+	case "false", "False", "FALSE":
+		return false, true
+	}
+	return false, false
 }
 
 func kindName(n *yaml.Node) string {
@@ -123,9 +152,91 @@ func kindName(n *yaml.Node) string {
 
 func describe(n *yaml.Node) string {
 	if n.Kind == yaml.ScalarNode {
-		return strconv.Quote(n.Value)
+		return strconv.Quote(Cut(n.Value))
 	}
 	return kindName(n)
+}
+
+// Cut shortens a value quoted in a message.
+func Cut(s string) string {
+	const max = 60
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+// pairs returns a mapping's key/value pairs with YAML merge keys (<<: *x,
+// <<: [*x, *y]) resolved: keys written in the mapping win over merged ones,
+// and earlier merged mappings over later ones, as YAML 1.1 says.
+func (d *decoder) pairs(n *yaml.Node, path string) [][2]*yaml.Node {
+	var own, merged [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			merged = append(merged, d.mergeSources(v, path)...)
+			continue
+		}
+		own = append(own, [2]*yaml.Node{k, v})
+	}
+	if len(merged) == 0 {
+		return own
+	}
+	have := map[string]bool{}
+	for _, p := range own {
+		have[p[0].Value] = true
+	}
+	for _, p := range merged {
+		if !have[p[0].Value] {
+			have[p[0].Value] = true
+			own = append(own, p)
+		}
+	}
+	return own
+}
+
+func (d *decoder) mergeSources(v *yaml.Node, path string) [][2]*yaml.Node {
+	if v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		if d.visits += len(v.Content); d.visits > MaxNodes {
+			return nil
+		}
+		return d.pairs(v, path)
+	case yaml.SequenceNode:
+		var out [][2]*yaml.Node
+		for _, item := range v.Content {
+			if item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if item.Kind != yaml.MappingNode {
+				d.fail(item, path, "<< merges mappings, got %s", describe(item))
+				continue
+			}
+			out = append(out, d.mergeSources(item, path)...)
+		}
+		return out
+	}
+	d.fail(v, path, "<< merges a mapping (<<: *anchor), got %s", describe(v))
+	return nil
+}
+
+// keyOf checks that a mapping key is a plain name.
+func (d *decoder) keyOf(k *yaml.Node, path string) (string, bool) {
+	if k.Kind == yaml.AliasNode {
+		k = k.Alias
+	}
+	if k.Kind != yaml.ScalarNode {
+		d.fail(k, path, "a key must be a plain name, got %s", kindName(k))
+		return "", false
+	}
+	return k.Value, true
 }
 
 // fieldInfo maps YAML keys to struct field indexes, from `yaml:"key"` tags.
@@ -151,10 +262,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 	}
 	fields, keys := fieldInfo(v.Type())
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		key := k.Value
-		p := joinPath(path, key)
+	for _, kv := range d.pairs(n, path) {
+		k, val := kv[0], kv[1]
+		key, ok := d.keyOf(k, path)
+		if !ok {
+			continue
+		}
+		p := joinPath(path, Cut(key))
 		if seen[key] {
 			d.fail(k, p, "duplicate key %q", key)
 			continue
@@ -162,7 +276,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		seen[key] = true
 		idx, ok := fields[key]
 		if !ok {
-			msg := fmt.Sprintf("unknown field %q", key)
+			msg := fmt.Sprintf("unknown field %q", Cut(key))
 			if s := suggest(key, keys); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			} else {
@@ -199,16 +313,20 @@ func (d *decoder) decodeMap(n *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 	m := reflect.MakeMap(v.Type())
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		p := joinPath(path, k.Value)
-		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
-			d.fail(k, p, "duplicate key %q", k.Value)
+	for _, kv := range d.pairs(n, path) {
+		k, val := kv[0], kv[1]
+		key, ok := d.keyOf(k, path)
+		if !ok {
+			continue
+		}
+		p := joinPath(path, Cut(key))
+		if m.MapIndex(reflect.ValueOf(key)).IsValid() {
+			d.fail(k, p, "duplicate key %q", Cut(key))
 			continue
 		}
 		elem := reflect.New(v.Type().Elem()).Elem()
 		d.decode(val, p, elem)
-		m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+		m.SetMapIndex(reflect.ValueOf(key), elem)
 	}
 	v.Set(m)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // FieldError is one problem in a topology file, located by field path and,
@@ -32,10 +33,26 @@ func (e FieldError) Error() string {
 type Errors struct {
 	File string
 	List []FieldError
+	// More counts the errors past MaxErrors, which are not kept.
+	More int
 }
 
+// MaxErrors is how many errors of one file are kept and shown.
+const MaxErrors = 50
+
 func (e *Errors) add(path string, line int, msg string) {
-	e.List = append(e.List, FieldError{File: e.File, Path: path, Line: line, Msg: msg})
+	if len(e.List) >= MaxErrors {
+		e.More++
+		return
+	}
+	if len(msg) > 500 {
+		i := 500
+		for i > 0 && !utf8.RuneStart(msg[i]) {
+			i--
+		}
+		msg = msg[:i] + "…"
+	}
+	e.List = append(e.List, FieldError{File: e.File, Path: Cut(path), Line: line, Msg: msg})
 }
 
 func (e *Errors) Error() string {
@@ -45,6 +62,9 @@ func (e *Errors) Error() string {
 			b.WriteByte('\n')
 		}
 		b.WriteString(fe.Error())
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n%s: … and %d more errors", e.File, e.More)
 	}
 	return b.String()
 }

@@ -33,9 +33,18 @@ func BlockSize(p netip.Prefix) int {
 	return b
 }
 
-func (t *Topology) blockSize() int {
+// blockSize is the block of addresses a role owns: the smallest of its own
+// networks' blocks (a role is not limited by a network it is not on).
+func (t *Topology) blockSize(r *Role) int {
+	on := map[string]bool{}
+	for _, n := range r.Networks {
+		on[n] = true
+	}
 	min := 0
 	for _, n := range t.Networks {
+		if !on[n.Name] {
+			continue
+		}
 		p := netip.MustParsePrefix("10.0.0.0/24")
 		if n.Subnet != "" {
 			var err error

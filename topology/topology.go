@@ -12,6 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
+	"syscall"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,7 +32,9 @@ type Topology struct {
 	File string `yaml:"-"`
 	Dir  string `yaml:"-"`
 
-	lines map[string]int
+	lines     map[string]int
+	hostPaths []string
+	providers []string
 }
 
 // Defaults apply to every role that does not say otherwise.
@@ -132,12 +138,46 @@ func (r *Role) CountOf() int {
 	return *r.Count
 }
 
-// Line returns the line a field path was found at, or 0.
-func (t *Topology) Line(path string) int { return t.lines[path] }
+// Line returns the line a field path was found at; for a path the file
+// does not have (a required field left out), the line of the nearest
+// enclosing one that it has; 0 when none.
+func (t *Topology) Line(path string) int {
+	for path != "" {
+		if l, ok := t.lines[path]; ok && l > 0 {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// checkExplicitZeros refuses a 0 the file writes where 0 would otherwise
+// silently become the default (cpus: 0 is not "no CPUs").
+func (t *Topology) checkExplicitZeros(errs *Errors) {
+	zero := func(path string, v int) {
+		if _, written := t.lines[path]; written && v == 0 {
+			errs.add(path, t.lines[path], "0: want 1 to 256")
+		}
+	}
+	zero("defaults.cpus", t.Defaults.CPUs)
+	for i := range t.Nodes {
+		zero(rolePath(i, "cpus"), t.Nodes[i].CPUs)
+	}
+}
 
 // Options change built-in defaults (from the user's configuration).
 type Options struct {
 	Provider string // default provider when the file names none
+	// HostPaths are host folders outside the lab's folder that its steps may
+	// read (the user's own config, never the lab file).
+	HostPaths []string
+	// Providers are the provider names a lab file may use (the registry's);
+	// nil: lxc and libvirt.
+	Providers []string
 }
 
 // Load reads, decodes, defaults and validates a topology file.
@@ -145,7 +185,7 @@ func Load(path string) (*Topology, error) { return LoadWith(path, Options{}) }
 
 // LoadWith is Load with options.
 func LoadWith(path string, o Options) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxFileSize)
 	if err != nil {
 		return nil, &Errors{File: path, List: []FieldError{{File: path, Msg: readErr(err)}}}
 	}
@@ -154,6 +194,52 @@ func LoadWith(path string, o Options) (*Topology, error) {
 		return nil, err
 	}
 	return ParseWith(data, path, filepath.Dir(abs), o)
+}
+
+// MaxFileSize is the largest lab file lab reads.
+const MaxFileSize = 4 << 20
+
+// ReadFile reads a regular file of at most max bytes. It refuses devices,
+// FIFOs and sockets without blocking on them (a FIFO is opened
+// non-blocking, then refused), so it never hangs and never reads without end.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%d bytes: larger than the %d MiB lab reads", fi.Size(), max>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("larger than the %d MiB lab reads", max>>20)
+	}
+	return data, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 func readErr(err error) string {
@@ -172,12 +258,16 @@ func Parse(data []byte, name, dir string) (*Topology, error) {
 // ParseWith is Parse with options.
 func ParseWith(data []byte, name, dir string, o Options) (*Topology, error) {
 	errs := &Errors{File: name}
-	t := &Topology{File: name, Dir: dir, lines: map[string]int{}}
+	t := &Topology{File: name, Dir: dir, lines: map[string]int{}, hostPaths: o.HostPaths, providers: o.Providers}
 
+	if line, msg := badBytes(data); msg != "" {
+		errs.add("", line, msg)
+		return nil, errs
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		errs.add("", 0, yamlSyntax(err))
+		errs.add("", syntaxLine(err, data), yamlSyntax(err))
 		return nil, errs
 	}
 	var extra yaml.Node
@@ -201,12 +291,46 @@ func ParseWith(data []byte, name, dir string, o Options) (*Topology, error) {
 	if t.Defaults.Provider == "" {
 		t.Defaults.Provider = o.Provider
 	}
+	t.checkExplicitZeros(errs)
 	t.applyDefaults()
 	t.validate(errs)
 	if err := errs.orNil(); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// badBytes finds what YAML parsers report without a line: bytes that are
+// not UTF-8, NUL and other control characters.
+func badBytes(data []byte) (int, string) {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return line, fmt.Sprintf("byte 0x%02x is not UTF-8 text", data[i])
+		case r == 0:
+			return line, "a NUL byte: a lab file is text"
+		case r < 0x20 && r != '\n' && r != '\r' && r != '\t':
+			return line, fmt.Sprintf("control character 0x%02x: a lab file is text", r)
+		case r == '\n':
+			line++
+		}
+		i += size
+	}
+	return 0, ""
+}
+
+var anchorRe = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+
+// syntaxLine finds the line of a YAML error that names none.
+func syntaxLine(err error, data []byte) int {
+	if m := anchorRe.FindStringSubmatch(err.Error()); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return bytes.Count(data[:i], []byte("\n")) + 1
+		}
+	}
+	return 0
 }
 
 // yamlSyntax turns yaml.v3's "yaml: line 3: ..." into "line 3: ...".

@@ -2,10 +2,13 @@ package topology
 
 import (
 	"fmt"
+	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +28,16 @@ const (
 	MaxRoleNameLen = 24
 	MinPrefixBits  = 16
 	MaxPrefixBits  = 27
+	// MaxMemory is the largest memory a node may be given.
+	MaxMemory = int64(4) << 40
+	// MinBootTimeout and MinHealthTimeout are the least time that can work.
+	MinBootTimeout   = 5 * time.Second
+	MinHealthTimeout = time.Second
+	MaxLabelLen      = 63 // a DNS label
 )
+
+// Suites are the Debian suites images can be built from.
+var Suites = []string{"buster", "bullseye", "bookworm", "trixie", "forky", "sid", "oldstable", "stable", "testing", "unstable"}
 
 var (
 	nameRe    = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
@@ -39,9 +51,21 @@ var (
 	accelVals = []string{"", "kvm", "tcg"}
 )
 
+// ValidName tells whether s is a valid lab name.
+func ValidName(s string) bool { return nameRe.MatchString(s) && len(s) <= MaxNameLen }
+
 func (t *Topology) validate(errs *Errors) {
 	at := func(path, format string, args ...any) {
-		errs.add(path, t.lines[path], fmt.Sprintf(format, args...))
+		errs.add(path, t.Line(path), fmt.Sprintf(format, args...))
+	}
+	known := t.providers
+	if known == nil {
+		known = Providers
+	}
+	checkProvider := func(at reporter, path, p string) {
+		if !slices.Contains(known, p) {
+			at(path, "unknown provider %q (known: %s)", Cut(p), strings.Join(known, ", "))
+		}
 	}
 
 	switch {
@@ -59,28 +83,23 @@ func (t *Topology) validate(errs *Errors) {
 	checkCPUs(at, "defaults.cpus", d.CPUs)
 	checkMemory(at, "defaults.memory", d.Memory)
 	checkPackages(at, "defaults.packages", d.Packages)
-	checkDuration(at, "defaults.boot_timeout", d.BootTimeout)
-	checkDuration(at, "defaults.health_timeout", d.HealthTimeout)
+	checkDuration(at, "defaults.boot_timeout", d.BootTimeout, MinBootTimeout)
+	checkDuration(at, "defaults.health_timeout", d.HealthTimeout, MinHealthTimeout)
 	checkAccel(at, "defaults.accel", d.Accel)
 
 	t.validateNetworks(at)
-	t.validateRoles(at)
+	t.validateRoles(at, checkProvider)
 }
 
 type reporter func(path, format string, args ...any)
 
-func checkProvider(at reporter, path, p string) {
-	for _, k := range Providers {
-		if p == k {
-			return
-		}
-	}
-	at(path, "unknown provider %q (known: %s)", p, strings.Join(Providers, ", "))
-}
-
 func checkImage(at reporter, path, img string) {
 	if !imageRe.MatchString(img) {
-		at(path, "%q: want debian/SUITE, such as debian/bookworm", img)
+		at(path, "%q: want debian/SUITE, such as debian/bookworm", Cut(img))
+		return
+	}
+	if suite := strings.TrimPrefix(img, "debian/"); !slices.Contains(Suites, suite) {
+		at(path, "%q: unknown Debian suite %q (known: %s)", img, suite, strings.Join(Suites, ", "))
 	}
 }
 
@@ -115,10 +134,14 @@ func checkPackages(at reporter, path string, pkgs []string) {
 	}
 }
 
-func checkDuration(at reporter, path, s string) {
+func checkDuration(at reporter, path, s string, min time.Duration) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		at(path, "%q: want a duration such as 90s or 2m", s)
+		at(path, "%q: want a duration such as 90s or 2m", Cut(s))
+		return
+	}
+	if d < min {
+		at(path, "%q is too short: at least %s", s, min)
 	}
 }
 
@@ -153,8 +176,11 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(u, 64)
-	if err != nil || f <= 0 {
-		return 0, fmt.Errorf("%q: want a size such as 512M or 2G", s)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		return 0, fmt.Errorf("%q: want a size such as 512M or 2G", Cut(s))
+	}
+	if f*float64(mult) > float64(MaxMemory) {
+		return 0, fmt.Errorf("%q: more than %dT", Cut(s), MaxMemory>>40)
 	}
 	return int64(f * float64(mult)), nil
 }
@@ -192,7 +218,9 @@ func (t *Topology) validateNetworks(at reporter) {
 			}
 		}
 		if n.Domain != "" && (!domainRe.MatchString(n.Domain) || len(n.Domain) > 200) {
-			at(p+".domain", "%q is not a DNS domain", n.Domain)
+			at(p+".domain", "%q is not a DNS domain", Cut(n.Domain))
+		} else if l := longLabel(n.Domain); l != "" {
+			at(p+".domain", "label %q is %d characters; a DNS label has at most %d", Cut(l), len(l), MaxLabelLen)
 		}
 	}
 }
@@ -220,7 +248,7 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 	return pfx, nil
 }
 
-func (t *Topology) validateRoles(at reporter) {
+func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, string, string)) {
 	if len(t.Nodes) == 0 {
 		at("nodes", "required: at least one role")
 		return
@@ -250,13 +278,13 @@ func (t *Topology) validateRoles(at reporter) {
 	for _, n := range t.Networks {
 		netNames[n.Name] = true
 	}
-	hostPorts := map[int]string{}
+	hostPorts := map[string]string{}
 	for i := range t.Nodes {
 		r := &t.Nodes[i]
 		rp := func(f string) string { return rolePath(i, f) }
 		if r.Count != nil && *r.Count < 0 {
 			at(rp("count"), "%d: a count cannot be below 0", *r.Count)
-		} else if max := t.blockSize(); r.CountOf() > max && max > 0 {
+		} else if max := t.blockSize(r); r.CountOf() > max && max > 0 {
 			at(rp("count"), "%d nodes do not fit: each role has a block of %d addresses in this subnet; use a larger subnet", r.CountOf(), max)
 		}
 		checkProvider(at, rp("provider"), r.Provider)
@@ -265,10 +293,16 @@ func (t *Topology) validateRoles(at reporter) {
 		checkMemory(at, rp("memory"), r.Memory)
 		checkAccel(at, rp("accel"), r.Accel)
 		checkPackages(at, rp("packages"), r.Packages)
+		seenNet := map[string]bool{}
 		for j, n := range r.Networks {
-			if !netNames[n] {
-				at(fmt.Sprintf("%s[%d]", rp("networks"), j), "unknown network %q", n)
+			np := fmt.Sprintf("%s[%d]", rp("networks"), j)
+			switch {
+			case !netNames[n]:
+				at(np, "unknown network %q", Cut(n))
+			case seenNet[n]:
+				at(np, "network %q is listed twice (a node has one interface per network)", n)
 			}
+			seenNet[n] = true
 		}
 		seenAfter := map[string]bool{}
 		for j, a := range r.After {
@@ -304,16 +338,26 @@ func (t *Topology) validateRoles(at reporter) {
 			if r.CountOf() == 0 {
 				at(pp, "role %s has no nodes to forward to", r.Role)
 			}
-			if other, dup := hostPorts[pf.Host]; dup {
-				at(pp, "host port %d is already forwarded by %s", pf.Host, other)
+			key := net.JoinHostPort(pf.Address, strconv.Itoa(pf.Host))
+			if other, dup := hostPorts[key]; dup {
+				at(pp, "host port %d is already forwarded by %s (on %s)", pf.Host, other, pf.Address)
 			}
-			hostPorts[pf.Host] = pp
+			hostPorts[key] = pp
 		}
 	}
 	if cyc := t.afterCycle(); cyc != nil {
 		i := roles[cyc[0]]
 		at(rolePath(i, "after"), "cycle: %s", strings.Join(cyc, " → "))
 	}
+}
+
+func longLabel(domain string) string {
+	for _, l := range strings.Split(domain, ".") {
+		if len(l) > MaxLabelLen {
+			return l
+		}
+	}
+	return ""
 }
 
 func keys(m map[string]int) []string {
@@ -353,8 +397,16 @@ func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
 		at(p, "want exactly one of shell, inline, file or ansible")
 		return
 	}
+	if strings.ContainsRune(s.Inline, 0) {
+		at(p+".inline", "holds a NUL byte")
+	}
+	for k, v := range s.Env {
+		if strings.ContainsRune(v, 0) {
+			at(p+".env."+k, "holds a NUL byte")
+		}
+	}
 	if s.Ansible != "" {
-		checkRegularFile(at, p+".ansible", t.Path(s.Ansible), s.Ansible)
+		t.checkSource(at, p+".ansible", s.Ansible, false)
 		if !r.SSHEnabled() {
 			at(p+".ansible", "ansible reaches nodes over SSH: set ssh: true on role %s (or in defaults)", r.Role)
 		}
@@ -371,7 +423,7 @@ func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
 		}
 	}
 	if s.Shell != "" {
-		checkRegularFile(at, p+".shell", t.Path(s.Shell), s.Shell)
+		t.checkSource(at, p+".shell", s.Shell, false)
 	}
 	if f := s.File; f != nil {
 		if len(s.Env) > 0 {
@@ -379,8 +431,8 @@ func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
 		}
 		if f.Src == "" {
 			at(p+".file.src", "required: the file or folder to copy, relative to the lab file")
-		} else if _, err := os.Stat(t.Path(f.Src)); err != nil {
-			at(p+".file.src", "%q: %s", f.Src, statErr(err))
+		} else {
+			t.checkSource(at, p+".file.src", f.Src, true)
 		}
 		if !strings.HasPrefix(f.Dst, "/") {
 			at(p+".file.dst", "%q: want an absolute path in the node", f.Dst)
@@ -391,17 +443,6 @@ func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
 		if f.Owner != "" && !ownerRe.MatchString(f.Owner) {
 			at(p+".file.owner", "%q: want USER or USER:GROUP", f.Owner)
 		}
-	}
-}
-
-func checkRegularFile(at reporter, path, full, written string) {
-	fi, err := os.Stat(full)
-	if err != nil {
-		at(path, "%q: %s", written, statErr(err))
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		at(path, "%q is not a regular file", written)
 	}
 }
 
@@ -416,6 +457,9 @@ func validateCheck(at reporter, p string, c Check) {
 	kinds := 0
 	if c.Command != "" {
 		kinds++
+		if strings.ContainsRune(c.Command, 0) {
+			at(p+".command", "holds a NUL byte")
+		}
 	}
 	if c.TCP != 0 {
 		kinds++
@@ -433,7 +477,9 @@ func validateCheck(at reporter, p string, c Check) {
 	if c.HTTP != "" {
 		u, err := url.Parse(c.HTTP)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			at(p+".http", "%q: want a URL such as http://localhost/", c.HTTP)
+			at(p+".http", "%q: want a URL such as http://localhost/", Cut(c.HTTP))
+		} else if !localHost(u.Hostname()) {
+			at(p+".http", "%q: a health check asks the node itself: use localhost or a loopback address", Cut(c.HTTP))
 		}
 	}
 	if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
@@ -442,6 +488,15 @@ func validateCheck(at reporter, p string, c Check) {
 	if c.Status != 0 && c.HTTP == "" {
 		at(p+".status", "status goes with http")
 	}
+}
+
+// localHost tells whether a health check's host is the node itself.
+func localHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 func isIndex(s string, count int) bool {

@@ -95,7 +95,7 @@ func newStatus() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
 			var err error
-			e := newEngine(nil)
+			e := newReader()
 			ns, lab, err := e.Status(cmd.Context(), top)
 			if err != nil {
 				return err
@@ -140,7 +140,7 @@ func newPlan() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
 			var err error
-			p, _, err := newEngine(nil).Plan(cmd.Context(), top)
+			p, _, err := newReader().Plan(cmd.Context(), top)
 			if err != nil {
 				return err
 			}
@@ -401,37 +401,6 @@ func newHalt() *cobra.Command {
 	}
 }
 
-func newDestroy() *cobra.Command {
-	var wait time.Duration
-	c := &cobra.Command{
-		Use:   "destroy",
-		Short: "Remove every node, network and record of the lab; leaves nothing behind",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			// Destroy works from the state alone: a broken lab file must not stop it.
-			name := ""
-			if top, err := loadTopology(); err == nil {
-				name = top.Name
-			}
-			ui := newProgress(cmd.ErrOrStderr(), cmd.OutOrStdout(), false)
-			e := newEngine(ui)
-			e.LockWait = wait
-			start := time.Now()
-			err := e.Destroy(cmd.Context(), name)
-			ui.Close()
-			if err == nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "destroyed (%.2fs)\n", time.Since(start).Seconds())
-			}
-			return err
-		},
-	}
-	c.Flags().DurationVar(&wait, "wait-lock", 0, "wait this long for another lab command on this lab to finish")
-	return c
-}
-
 func newInventory() *cobra.Command {
 	var asINI, path bool
 	c := &cobra.Command{
@@ -497,7 +466,7 @@ func newSSHConfig() *cobra.Command {
 // labAndKey expands the lab as it exists (chosen subnets included) and finds
 // its SSH key.
 func labAndKey(ctx context.Context, top *topology.Topology) (*topology.Lab, string, error) {
-	e := newEngine(nil)
+	e := newReader()
 	_, lab, err := e.Status(ctx, top)
 	if err != nil {
 		return nil, "", err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -38,6 +40,7 @@ var settings = []struct{ key, def, help string }{
 	{"lxc_path", "/var/lib/lxc", "where LXC keeps containers"},
 	{"workers", "8", "how many nodes are worked on at once"},
 	{"libvirt_accel", "", "force libvirt acceleration: kvm or tcg"},
+	{"host_paths", "", "host folders outside a lab's folder that its steps may copy or run (':'-separated)"},
 }
 
 func newRoot() *cobra.Command {
@@ -99,10 +102,44 @@ func loadConfig(cmd *cobra.Command) error {
 		}
 		cfg.SetConfigFile(filepath.Join(dir, "lab", "config.yaml"))
 	}
+	explicit := cmd.Flags().Lookup("config") != nil && cmd.Flags().Lookup("config").Value.String() != ""
+	if explicit {
+		if fi, err := os.Stat(cfg.ConfigFileUsed()); err != nil || !fi.Mode().IsRegular() {
+			return usagef("--config %s: not a readable file", cfg.ConfigFileUsed())
+		}
+	}
 	if err := cfg.ReadInConfig(); err != nil {
 		var nf viper.ConfigFileNotFoundError
-		if !errors.As(err, &nf) && !os.IsNotExist(err) && !strings.Contains(err.Error(), "no such file") {
+		if explicit || (!errors.As(err, &nf) && !os.IsNotExist(err) && !strings.Contains(err.Error(), "no such file")) {
 			return usagef("config %s: %v", cfg.ConfigFileUsed(), err)
+		}
+	}
+	return checkSettings()
+}
+
+// checkSettings refuses bad settings from the environment or the config
+// file (a usage error, exit 2), instead of silently using a default.
+func checkSettings() error {
+	if w := cfg.GetString("workers"); w != "" {
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 1 || n > 1024 {
+			return usagef("setting workers (LAB_WORKERS) = %q: want a whole number from 1 to 1024", w)
+		}
+	}
+	if p := cfg.GetString("provider"); !slices.Contains(providers.Names(), p) {
+		return usagef("setting provider (LAB_PROVIDER) = %q: want one of %s", p, strings.Join(providers.Names(), ", "))
+	}
+	if a := cfg.GetString("libvirt_accel"); a != "" && a != "kvm" && a != "tcg" {
+		return usagef("setting libvirt_accel (LAB_LIBVIRT_ACCEL) = %q: want kvm or tcg", a)
+	}
+	for _, p := range hostPaths() {
+		if !filepath.IsAbs(p) {
+			return usagef("setting host_paths (LAB_HOST_PATHS): %q: want absolute paths", p)
+		}
+	}
+	for _, k := range []string{"cache_dir", "lxc_path"} {
+		if v := cfg.GetString(k); !filepath.IsAbs(v) {
+			return usagef("setting %s (LAB_%s) = %q: want an absolute path", k, strings.ToUpper(k), v)
 		}
 	}
 	return nil
@@ -110,7 +147,24 @@ func loadConfig(cmd *cobra.Command) error {
 
 // loadTopology reads the lab file named by -f, LAB_FILE or the default.
 func loadTopology() (*topology.Topology, error) {
-	return topology.LoadWith(cfg.GetString("file"), topology.Options{Provider: cfg.GetString("provider")})
+	return topology.LoadWith(cfg.GetString("file"), topology.Options{
+		Provider: cfg.GetString("provider"), Providers: providers.Names(), HostPaths: hostPaths(),
+	})
+}
+
+// hostPaths is the host_paths setting: a list in the config file, or a
+// ':'-separated string (LAB_HOST_PATHS).
+func hostPaths() []string {
+	var out []string
+	switch v := cfg.Get("host_paths").(type) {
+	case []any:
+		for _, p := range v {
+			out = append(out, fmt.Sprint(p))
+		}
+	case string:
+		out = filepath.SplitList(v)
+	}
+	return slices.DeleteFunc(out, func(p string) bool { return p == "" })
 }
 
 // stateDir is the lab's .lab folder, beside its file.
@@ -130,11 +184,17 @@ func needRoot() error {
 }
 
 // newEngine wires the engine for the lab in the current settings.
-func newEngine(sink engine.Sink) *engine.Engine {
+func newEngine(sink engine.Sink) *engine.Engine { return wireEngine(sink, false) }
+
+// newReader wires an engine for commands that only look (status, plan,
+// inventory): its providers start no daemon and change nothing.
+func newReader() *engine.Engine { return wireEngine(nil, true) }
+
+func wireEngine(sink engine.Sink, readOnly bool) *engine.Engine {
 	dir := stateDir()
 	var mu sync.Mutex
 	made := map[string]providers.Provider{}
-	pcfg := providers.Config{LXCPath: cfg.GetString("lxc_path"), StateDir: dir, Accel: cfg.GetString("libvirt_accel")}
+	pcfg := providers.Config{LXCPath: cfg.GetString("lxc_path"), Accel: cfg.GetString("libvirt_accel"), ReadOnly: readOnly}
 	e := &engine.Engine{
 		Store: state.Open(dir),
 		Provider: func(name string) (providers.Provider, error) {

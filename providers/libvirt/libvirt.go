@@ -39,7 +39,7 @@ var DiskDir = "/var/lib/lab/libvirt"
 
 func init() {
 	providers.Register("libvirt", func(cfg providers.Config) (providers.Provider, error) {
-		return &Provider{accel: cfg.Accel, log: os.Stderr}, nil
+		return &Provider{accel: cfg.Accel, log: os.Stderr, readOnly: cfg.ReadOnly}, nil
 	})
 }
 
@@ -47,6 +47,8 @@ func init() {
 type Provider struct {
 	accel string // forced acceleration (kvm or tcg), from LAB_LIBVIRT_ACCEL
 	log   io.Writer
+	// readOnly: never start libvirtd or change /dev/kvm (status, plan, …).
+	readOnly bool
 
 	mu   sync.Mutex
 	conn *golibvirt.Libvirt
@@ -68,9 +70,15 @@ func (p *Provider) lv() (*golibvirt.Libvirt, error) {
 			return p.conn, nil
 		}
 	}
-	fixKVMAccess(p.log)
-	if err := ensureDaemons(p.log); err != nil {
-		return nil, err
+	if p.readOnly {
+		if !fileExists(Socket) {
+			return nil, fmt.Errorf("libvirtd is not running (no %s); lab up starts it", Socket)
+		}
+	} else {
+		fixKVMAccess(p.log)
+		if err := ensureDaemons(p.log); err != nil {
+			return nil, err
+		}
 	}
 	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(Socket), dialers.WithLocalTimeout(5*time.Second)))
 	if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
@@ -130,7 +138,7 @@ func (p *Provider) DomainXML(n providers.Node, base *vmBase, accel string) strin
 	fmt.Fprintf(&b, `<domain type='%s'>
   <name>%s</name>
   <uuid>%s</uuid>
-  <description>lab %s, node %s</description>
+  <description>%s</description>
   <memory unit='MiB'>%d</memory>
   <vcpu>%d</vcpu>
   <os>
@@ -140,7 +148,7 @@ func (p *Provider) DomainXML(n providers.Node, base *vmBase, accel string) strin
     <cmdline>root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=0</cmdline>
   </os>
   <features><acpi/><apic/></features>
-`, typ, n.ID, uuid(n.Lab, n.Name), n.Lab, n.Name, mem, cpus, base.Kernel, base.Initrd)
+`, typ, n.ID, uuid(n.Lab, n.Name), xmlText(description(n)), mem, cpus, base.Kernel, base.Initrd)
 	if accel == "kvm" {
 		b.WriteString("  <cpu mode='host-passthrough'/>\n")
 	} else {
@@ -228,6 +236,9 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	if d, ok, err := p.lookup(l, n); err != nil {
 		return err
 	} else if ok {
+		if err := p.checkOwner(l, d, n); err != nil {
+			return err
+		}
 		if st, _, err := l.DomainGetState(d, 0); err == nil && golibvirt.DomainState(st) == golibvirt.DomainRunning {
 			return nil
 		}
@@ -418,6 +429,9 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 		return err
 	}
 	if ok {
+		if err := p.checkOwner(l, d, n); err != nil {
+			return err
+		}
 		if st, _, err := l.DomainGetState(d, 0); err == nil && golibvirt.DomainState(st) != golibvirt.DomainShutoff {
 			if err := l.DomainDestroy(d); err != nil && !golibvirt.IsNotFound(err) {
 				return fmt.Errorf("node %s: destroy: %w", n.Name, err)

@@ -70,6 +70,7 @@ func (p *Provider) Config(n providers.Node) string {
 	var b strings.Builder
 	w := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
 	b.WriteString("# Written by lab for node " + n.Name + " of lab " + n.Lab + ". lab rewrites it; edit the lab file instead.\n")
+	fmt.Fprintf(&b, "%s%s\n%s%s\n%s%s\n", headLab, n.Lab, headNode, n.Name, headOwner, n.Owner)
 	w("lxc.include", "/usr/share/lxc/config/common.conf")
 	w("lxc.arch", "linux64")
 	w("lxc.uts.name", n.Name)
@@ -104,6 +105,9 @@ func MAC(lab, node string, i int) string {
 func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	if n.Image.RootFS == "" {
 		return fmt.Errorf("node %s: create: no image", n.Name)
+	}
+	if err := p.checkOwner(n); err != nil {
+		return err
 	}
 	if st, _ := p.State(ctx, n); st == providers.Running {
 		return nil
@@ -186,6 +190,9 @@ func (p *Provider) Stop(ctx context.Context, n providers.Node) error {
 }
 
 func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
+	if err := p.checkOwner(n); err != nil {
+		return err
+	}
 	c, err := p.container(n)
 	if err != nil {
 		return err
