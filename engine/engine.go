@@ -40,6 +40,8 @@ type Networks interface {
 	SetHosts(bridge, lines string) error
 	Remove(ctx context.Context, lab, bridge string) error
 	CheckFree(ctx context.Context, subnet netip.Prefix, bridge string) error
+	// Preflight says why a network cannot be made, changing nothing.
+	Preflight(ctx context.Context, lab string, n network.Net) error
 }
 
 // ProvisionRequest is everything a provisioner needs for one node.
@@ -304,6 +306,17 @@ func (e *Engine) Plan(ctx context.Context, top *topology.Topology) (*plan.Plan, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// What up would refuse, plan refuses too.
+	if err := e.checkPorts(lab, st); err != nil {
+		return nil, nil, err
+	}
+	if e.Networks != nil {
+		for _, n := range lab.Networks {
+			if err := e.Networks.Preflight(ctx, lab.Name, network.Net{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Domain: n.Domain}); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	return plan.Diff(lab, st, e.observe(ctx, st), e.imageKeys(lab)), lab, nil
 }
 
@@ -311,6 +324,12 @@ func (e *Engine) Plan(ctx context.Context, top *topology.Topology) (*plan.Plan, 
 type UpOptions struct {
 	Provision bool // run every provisioning step again
 }
+
+// UnknownNodeError is a node name the lab does not have: the user's
+// mistake (exit 2), not a failed operation.
+type UnknownNodeError struct{ msg string }
+
+func (e *UnknownNodeError) Error() string { return e.msg }
 
 // NodeError is one node's failure.
 type NodeError struct {
@@ -802,7 +821,7 @@ func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []strin
 	want := map[string]bool{}
 	for _, n := range nodes {
 		if st.Nodes[n] == nil {
-			return fmt.Errorf("node %s: not in this lab (have: %s)", n, strings.Join(st.NodeNames(), ", "))
+			return &UnknownNodeError{fmt.Sprintf("node %s: not in this lab (have: %s)", n, strings.Join(st.NodeNames(), ", "))}
 		}
 		want[n] = true
 	}
@@ -910,7 +929,7 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 			s.Addresses = append(s.Addresses, ifc.Addr.String())
 		}
 		if rec := st.Nodes[n.Name]; rec != nil {
-			s.ID = rec.ID
+			s.ID, s.Provider = rec.ID, rec.Provider
 			s.State = string(obs[n.Name])
 			s.Provisioned = "pending"
 			if rec.Provision != nil {
@@ -922,6 +941,9 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 			}
 			if rec.Phase == state.PhaseCreating {
 				s.Note = "half-created: lab up finishes it"
+			}
+			if rec.Provider != n.Provider {
+				s.Note = fmt.Sprintf("the lab file says %s: lab up replaces it", n.Provider)
 			}
 		}
 		out = append(out, s)
@@ -956,7 +978,7 @@ func (e *Engine) Target(ctx context.Context, top *topology.Topology, node string
 		for _, n := range lab.Nodes {
 			names = append(names, n.Name)
 		}
-		return nil, providers.Node{}, nil, fmt.Errorf("no node %q in lab %s (nodes: %s)", node, lab.Name, strings.Join(names, ", "))
+		return nil, providers.Node{}, nil, &UnknownNodeError{fmt.Sprintf("no node %q in lab %s (nodes: %s)", node, lab.Name, strings.Join(names, ", "))}
 	}
 	p, err := e.provider(rec.Provider)
 	if err != nil {
@@ -1008,7 +1030,7 @@ func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes 
 	pick := map[string]bool{}
 	for _, name := range nodes {
 		if lab.Node(name) == nil {
-			return fmt.Errorf("no node %q in lab %s", name, lab.Name)
+			return &UnknownNodeError{fmt.Sprintf("no node %q in lab %s", name, lab.Name)}
 		}
 		pick[name] = true
 	}

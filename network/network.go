@@ -104,12 +104,10 @@ func (m *Manager) CheckFree(ctx context.Context, subnet netip.Prefix, bridge str
 	return CheckFree(ctx, subnet, bridge)
 }
 
-// Ensure makes the network if it is missing and brings every part of it to
-// what it should be. It is safe to call again after a half-finished run.
-func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
-	if err := os.MkdirAll(RunDir, 0o755); err != nil {
-		return err
-	}
+// Preflight says why the network cannot be made, without changing
+// anything: its bridge belongs to another lab of the same name, or its
+// subnet overlaps a route of the host (another lab, a VPN, the LAN).
+func (m *Manager) Preflight(ctx context.Context, lab string, n Net) error {
 	if owner, err := os.ReadFile(m.ownerFile(n.Bridge)); err == nil && strings.TrimSpace(string(owner)) != m.Owner {
 		return fmt.Errorf("network %s: bridge %s belongs to another lab named %q (%s); destroy it there or rename this lab", n.Bridge, n.Bridge, lab, strings.TrimSpace(string(owner)))
 	}
@@ -117,6 +115,18 @@ func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
 		if err := CheckFree(ctx, n.Subnet, n.Bridge); err != nil {
 			return fmt.Errorf("network %s: %w", n.Bridge, err)
 		}
+	}
+	return nil
+}
+
+// Ensure makes the network if it is missing and brings every part of it to
+// what it should be. It is safe to call again after a half-finished run.
+func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
+	if err := os.MkdirAll(RunDir, 0o755); err != nil {
+		return err
+	}
+	if err := m.Preflight(ctx, lab, n); err != nil {
+		return err
 	}
 	if err := os.WriteFile(m.ownerFile(n.Bridge), []byte(m.Owner+"\n"), 0o644); err != nil {
 		return err

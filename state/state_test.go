@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,4 +67,31 @@ func TestNodeNamesOrder(t *testing.T) {
 		st.Nodes[n.Name] = n
 	}
 	assert.Equal(t, []string{"db1", "web2", "web10"}, st.NodeNames())
+}
+
+// A damaged state is refused with what is wrong and the way out, never
+// half-read: null records, keys that do not match, ids that are paths,
+// bridges that are not lab bridges, a FIFO.
+func TestLoadRefusesDamagedState(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"version":1,"nodes":{"web1":null}}`:                                                       "nodes.web1 is null",
+		`{"version":1,"networks":{"lan":null}}`:                                                     "networks.lan is null",
+		`{"version":1,"forwards":{"x":null}}`:                                                       "forwards.x is null",
+		`{"version":1,"nodes":{"web1":{"name":"web2","id":"x_web2"}}}`:                              `nodes.web1 records node "web2"`,
+		`{"version":1,"nodes":{"web1":{"name":"web1","id":".."}}}`:                                  `nodes.web1: bad id ".."`,
+		`{"version":1,"nodes":{"web1":{"name":"web1","id":"a/b"}}}`:                                 `bad id "a/b"`,
+		`{"version":1,"networks":{"lan":{"name":"lan","bridge":"eth0","subnet":"10.1.0.0/24"}}}`:    `"eth0" is not a lab bridge`,
+		`{"version":1,"networks":{"lan":{"name":"wan","bridge":"lab-x-0","subnet":"10.1.0.0/24"}}}`: `networks.lan records network "wan"`,
+	} {
+		s := Open(t.TempDir())
+		require.NoError(t, os.WriteFile(filepath.Join(s.Dir, "state.json"), []byte(body), 0o644))
+		_, err := s.Load()
+		require.Error(t, err, body)
+		assert.Contains(t, err.Error(), want)
+		assert.Contains(t, err.Error(), "lab destroy --name")
+	}
+	s := Open(t.TempDir())
+	require.NoError(t, syscall.Mkfifo(filepath.Join(s.Dir, "state.json"), 0o644))
+	_, err := s.Load()
+	assert.ErrorContains(t, err, "not a regular file")
 }

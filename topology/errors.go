@@ -57,7 +57,7 @@ func (e *Errors) add(path string, line int, msg string) {
 
 func (e *Errors) Error() string {
 	var b strings.Builder
-	for i, fe := range e.sorted() {
+	for i, fe := range e.Sorted() {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
@@ -69,7 +69,8 @@ func (e *Errors) Error() string {
 	return b.String()
 }
 
-func (e *Errors) sorted() []FieldError {
+// Sorted returns the errors by line, those without a line last.
+func (e *Errors) Sorted() []FieldError {
 	l := append([]FieldError(nil), e.List...)
 	sort.SliceStable(l, func(i, j int) bool {
 		if l[i].Line != l[j].Line {

@@ -161,14 +161,21 @@ func newValidate() *cobra.Command {
 		Use:   "validate",
 		Short: "Check the lab file without touching the machine and print the expanded nodes",
 		Args:  cobra.NoArgs,
-		RunE: withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
-			var err error
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			top, err := loadTopology()
+			var te *topology.Errors
+			if errors.As(err, &te) && asJSON {
+				_ = printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": false, "errors": te.Sorted(), "more_errors": te.More})
+			}
+			if err != nil {
+				return err
+			}
 			lab, err := topology.Expand(top, nil)
 			if err != nil {
 				return usageError{err}
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": true, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes})
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s: lab %s is valid: %d roles, %d nodes\n", top.File, lab.Name, len(top.Nodes), len(lab.Nodes))
@@ -185,7 +192,7 @@ func newValidate() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%dM\t%s\n", n.Name, n.Role, n.Provider, n.Image, n.IP(), n.CPUs, n.Memory>>20, dash(strings.Join(n.Packages, ",")))
 			}
 			return w.Flush()
-		}),
+		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c

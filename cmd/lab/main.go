@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/labctl/lab/engine"
 	"github.com/labctl/lab/topology"
 )
 
@@ -36,7 +37,8 @@ func exitCode(err error) int {
 		return es.code
 	}
 	var ue usageError
-	if errors.As(err, &ue) || topology.IsTopologyError(err) {
+	var unk *engine.UnknownNodeError
+	if errors.As(err, &ue) || errors.As(err, &unk) || topology.IsTopologyError(err) {
 		return exitUsage
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") {

@@ -65,7 +65,17 @@ from cached images, provisioned in dependency order, health-checked.`,
 		newUp(), newStatus(), newPlan(), newValidate(), newExec(), newSSH(), newProvision(),
 		newHalt(), newDestroy(), newInventory(), newSSHConfig(), newImage(), newVersion(),
 	)
+	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usagef("completion: no shell %q (have: bash, zsh, fish, powershell)", args[0])
+				}
+				return cmd.Help()
+			}
+		}
 		c.Args = wrapArgs(c.Args)
 	}
 	return root
