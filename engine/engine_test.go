@@ -61,7 +61,7 @@ func (f *fakeNets) Remove(_ context.Context, _, br string) error {
 	return nil
 }
 func (f *fakeNets) CheckFree(context.Context, netip.Prefix, string) error { return nil }
-func (f *fakeNets) Preflight(context.Context, string, network.Net) error { return nil }
+func (f *fakeNets) Preflight(context.Context, string, network.Net) error  { return nil }
 
 // fakeProv records the order nodes were provisioned in.
 type fakeProv struct {
