@@ -64,7 +64,7 @@ nodes:
 	_, _, c = l.Run("ssh", "web2", "--", "sh", "-c", "exit 4")
 	assert.Equal(t, 4, c)
 	_, stderr, c = l.Run("exec", "nosuch", "--", "true")
-	assert.Equal(t, 1, c)
+	assert.Equal(t, 2, c, "a node the lab does not have is a usage error")
 	assert.Contains(t, stderr, `no node "nosuch"`)
 
 	// No default route in nodes: nothing can leave the lab.

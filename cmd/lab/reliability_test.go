@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,7 +92,11 @@ nodes:
 	code, out := upUntil(t, l, "building with", syscall.SIGKILL)
 	assert.Equal(t, 128+9, code)
 	assert.Contains(t, out, "image")
-	time.Sleep(500 * time.Millisecond)
+	// The builder gets SIGKILL from the kernel when lab dies (Pdeathsig);
+	// give the kernel a moment to deliver it, polling rather than guessing.
+	for deadline := time.Now().Add(5 * time.Second); len(builders()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	assert.Empty(t, builders(), "the image builder outlived lab")
 
 	code, _ = upUntil(t, l, "network ", syscall.SIGKILL)
@@ -174,9 +179,16 @@ networks: [{name: lan, subnet: 10.97.8.0/24}]
 nodes: [{role: n, provision: [{inline: sleep 3}]}]
 `})
 	first := exec.Command(l.Bin, "up")
-	first.Dir = l.Dir
+	first.Dir, first.Env = l.Dir, append(os.Environ(), "CI=true")
+	pipe, err := first.StderrPipe()
+	require.NoError(t, err)
 	require.NoError(t, first.Start())
-	time.Sleep(1500 * time.Millisecond)
+	// Wait until the first up is busy provisioning (it holds the lock), not
+	// for a guessed time.
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() && !strings.Contains(sc.Text(), "provision") {
+	}
+	go func() { _, _ = io.Copy(io.Discard, pipe) }()
 	_, stderr, code := l.Run("up")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, fmt.Sprintf("process %d holds", first.Process.Pid))
