@@ -355,6 +355,20 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, "not created", byName["pg2"].State)
 	assert.Equal(t, "pg1.e.lab", byName["pg1"].FQDN)
 	assert.Equal(t, []string{"10.83.0.31"}, byName["pg1"].Addresses)
+
+	// The recorded provider is what runs; the file's is a plan.
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	st.Nodes["pg1"].Provider = "libvirt"
+	require.NoError(t, e.Store.Save(st))
+	ns, _, err = e.Status(context.Background(), r.topo(t, 1, 1))
+	require.NoError(t, err)
+	for _, s := range ns {
+		if s.Name == "pg1" {
+			assert.Equal(t, "libvirt", s.Provider)
+			assert.Equal(t, "the lab file says lxc: lab up replaces it", s.Note)
+		}
+	}
 }
 
 func TestWriteFilesScript(t *testing.T) {

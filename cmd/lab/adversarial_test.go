@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,4 +121,17 @@ func TestValidateJSONErrors(t *testing.T) {
 	assert.Equal(t, 3, doc.Errors[0].Line)
 	assert.Equal(t, "nodes[0].cont", doc.Errors[0].Path)
 	assert.Contains(t, doc.Errors[0].Message, `unknown field "cont"`)
+}
+
+// plan refuses what up would: a host port another program holds.
+func TestPlanRefusesWhatUpWould(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lab.yaml"), []byte(fmt.Sprintf("name: pp\nnodes: [{role: web, ports: [\"%d:80\"]}]\n", port)), 0o644))
+	out, code := runIn(t, dir, nil, "plan")
+	assert.Equal(t, 2, code, out)
+	assert.Contains(t, out, fmt.Sprintf("lab.yaml:2: nodes[0].ports[0]: host port 127.0.0.1:%d is taken by another program", port))
 }

@@ -1,6 +1,7 @@
 package lxc
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,13 +44,13 @@ func TestCgroupLimitsByHierarchy(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	p := New("/var/lib/lxc")
-	n := providers.Node{Lab: "todomvc", Name: "pg2", ID: "todomvc-pg2", CPUs: 1, Memory: 256 << 20,
+	n := providers.Node{Lab: "todomvc", Name: "pg2", ID: "todomvc_pg2", CPUs: 1, Memory: 256 << 20,
 		Image:      providers.Image{RootFS: "/cache/images/k/rootfs"},
 		Interfaces: []providers.Interface{{Bridge: "lab-todomvc-0", Addr: netip.MustParsePrefix("10.80.0.32/24")}}}
 	cfg := p.Config(n)
 	for _, want := range []string{
 		"lxc.uts.name = pg2\n",
-		"lxc.rootfs.path = overlay:/cache/images/k/rootfs:/var/lib/lxc/todomvc-pg2/delta0\n",
+		"lxc.rootfs.path = overlay:/cache/images/k/rootfs:/var/lib/lxc/todomvc_pg2/delta0\n",
 		"lxc.net.0.link = lab-todomvc-0\n",
 		"lxc.net.0.ipv4.address = 10.80.0.32/24 10.80.0.255\n",
 		"lxc.signal.halt = SIGRTMIN+3\n",
@@ -62,4 +63,42 @@ func TestConfig(t *testing.T) {
 	assert.NotEqual(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg1", 0))
 	assert.True(t, strings.HasPrefix(MAC("a", "b", 0), "0a:"), "locally administered, unicast")
 	assert.Equal(t, "10.1.3.255", providers.Broadcast(netip.MustParsePrefix("10.1.2.9/23")))
+}
+
+// A container's config names its lab, node and owner: lab finds it without
+// any state, and never adopts or removes one another lab made.
+func TestOwnerRecorded(t *testing.T) {
+	dir := t.TempDir()
+	p := New(dir)
+	n := providers.Node{Lab: "web", Name: "n1", ID: "web_n1", Owner: "/a/.lab", Image: providers.Image{RootFS: "/img"}}
+	require.NoError(t, p.Create(context.Background(), n))
+	found, err := p.List(context.Background())
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+	assert.Equal(t, providers.Found{Provider: "lxc", ID: "web_n1", Lab: "web", Node: "n1", Owner: "/a/.lab", State: providers.Stopped}, found[0])
+
+	twin := n
+	twin.Owner = "/b/.lab"
+	var oe *providers.OwnerError
+	require.ErrorAs(t, p.Create(context.Background(), twin), &oe, "a same-name lab in another folder")
+	assert.Contains(t, oe.Error(), "belongs to the lab recorded in /a/.lab")
+	require.ErrorAs(t, p.Destroy(context.Background(), twin), &oe)
+	require.DirExists(t, filepath.Join(dir, "web_n1"))
+
+	// Something lab did not write is never taken over.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "web_n2"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "web_n2", "config"), []byte("lxc.uts.name = x\n"), 0o644))
+	require.ErrorAs(t, p.Destroy(context.Background(), providers.Node{Lab: "web", Name: "n2", ID: "web_n2"}), &oe)
+
+	// A container made before owners were recorded is still known by lab.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "old-n3"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "old-n3", "config"), []byte("# Written by lab for node n3 of lab old. lab rewrites it; edit the lab file instead.\n"), 0o644))
+	h, ok, err := header(filepath.Join(dir, "old-n3", "config"))
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "old", h.Lab)
+	assert.Equal(t, "n3", h.Node)
+
+	require.NoError(t, p.Destroy(context.Background(), n))
+	assert.NoDirExists(t, filepath.Join(dir, "web_n1"))
 }
