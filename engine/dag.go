@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"github.com/labctl/lab/internal/graph"
 	"strings"
 	"sync"
 )
@@ -62,8 +62,12 @@ func RunGraph(ctx context.Context, tasks []Task, workers int) (map[string]error,
 		}
 		pending[t.ID] = len(t.Deps)
 	}
-	if cyc := findCycle(tasks); cyc != "" {
-		return nil, fmt.Errorf("graph: cycle %s", cyc)
+	ids := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		ids = append(ids, t.ID)
+	}
+	if cyc := graph.Cycle(ids, func(id string) []string { return byID[id].Deps }); cyc != nil {
+		return nil, fmt.Errorf("graph: cycle %s", strings.Join(cyc, " → "))
 	}
 
 	type done struct {
@@ -137,44 +141,4 @@ func RunGraph(ctx context.Context, tasks []Task, workers int) (map[string]error,
 	}
 	wg.Wait()
 	return results, nil
-}
-
-func findCycle(tasks []Task) string {
-	deps := map[string][]string{}
-	for _, t := range tasks {
-		deps[t.ID] = t.Deps
-	}
-	color := map[string]int{}
-	var path []string
-	var visit func(string) string
-	visit = func(id string) string {
-		color[id] = 1
-		path = append(path, id)
-		for _, d := range deps[id] {
-			if color[d] == 1 {
-				return strings.Join(append(path, d), " → ")
-			}
-			if color[d] == 0 {
-				if c := visit(d); c != "" {
-					return c
-				}
-			}
-		}
-		path = path[:len(path)-1]
-		color[id] = 2
-		return ""
-	}
-	ids := make([]string, 0, len(deps))
-	for id := range deps {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if color[id] == 0 {
-			if c := visit(id); c != "" {
-				return c
-			}
-		}
-	}
-	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/fsx"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,11 +56,7 @@ func (e *Engine) writeHostFiles(lab *topology.Lab) error {
 		key = e.KeyPath()
 	}
 	for name, content := range e.Provisioner.HostFiles(lab, key) {
-		p := filepath.Join(e.Store.Dir, name)
-		if err := os.WriteFile(p+".tmp", []byte(content), 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(p+".tmp", p); err != nil {
+		if err := fsx.WriteAtomic(filepath.Join(e.Store.Dir, name), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}

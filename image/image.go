@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/shell"
 	"io"
 	"os"
 	"os/exec"
@@ -267,8 +268,8 @@ func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cm
 			"--mode=root", "--variant=minbase", "--format=directory",
 			"--skip=download/empty",
 			// Hard-link cached .debs in (same filesystem) so apt downloads only what is new.
-			"--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" && find " + shq(debs) + " -maxdepth 1 -name '*.deb' -exec ln -f -t \"$1/var/cache/apt/archives/\" {} + 2>/dev/null || true",
-			"--customize-hook=find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -l -t " + shq(debs) + " {} + 2>/dev/null || find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -t " + shq(debs) + " {} +",
+			"--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" && find " + shell.Quote(debs) + " -maxdepth 1 -name '*.deb' -exec ln -f -t \"$1/var/cache/apt/archives/\" {} + 2>/dev/null || true",
+			"--customize-hook=find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -l -t " + shell.Quote(debs) + " {} + 2>/dev/null || find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -t " + shell.Quote(debs) + " {} +",
 			"--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
 		}
 		if include != "" {
@@ -284,8 +285,6 @@ func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cm
 	args = append(args, spec.Suite, rootfs, spec.Mirror)
 	return exec.CommandContext(ctx, "debootstrap", args...), "debootstrap"
 }
-
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // run runs the builder, logging everything and passing its progress lines on.
 func (c *Cache) run(key string, cmd *exec.Cmd, logf io.Writer, pgidFile string) error {

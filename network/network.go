@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/fsx"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -282,11 +283,7 @@ func (m *Manager) SetHosts(bridge string, lines string) error {
 	if string(old) == lines {
 		return nil
 	}
-	tmp := hosts + ".tmp"
-	if err := os.WriteFile(tmp, []byte(lines), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, hosts); err != nil {
+	if err := fsx.WriteAtomic(hosts, []byte(lines), 0o644); err != nil {
 		return err
 	}
 	if pid := dnsmasqPID(pidf, conf); pid > 0 {

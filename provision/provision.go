@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/shell"
 	"io"
 	"io/fs"
 	"net/url"
@@ -382,10 +383,10 @@ func (r *Runner) copyFile(ctx context.Context, req engine.ProvisionRequest, f *t
 			return code, err
 		}
 		if f.Owner != "" {
-			post = append(post, fmt.Sprintf("chown -R %s %s", shq(f.Owner), shq(f.Dst)))
+			post = append(post, fmt.Sprintf("chown -R %s %s", shell.Quote(f.Owner), shell.Quote(f.Dst)))
 		}
 		if f.Mode != "" {
-			post = append(post, fmt.Sprintf("chmod %s %s", f.Mode, shq(f.Dst)))
+			post = append(post, fmt.Sprintf("chmod %s %s", f.Mode, shell.Quote(f.Dst)))
 		}
 	} else {
 		fh, err := os.Open(src)
@@ -397,7 +398,7 @@ func (r *Runner) copyFile(ctx context.Context, req engine.ProvisionRequest, f *t
 			return -1, err
 		}
 		if f.Owner != "" {
-			post = append(post, fmt.Sprintf("chown %s %s", shq(f.Owner), shq(f.Dst)))
+			post = append(post, fmt.Sprintf("chown %s %s", shell.Quote(f.Owner), shell.Quote(f.Dst)))
 		}
 	}
 	if len(post) == 0 {
@@ -405,8 +406,6 @@ func (r *Runner) copyFile(ctx context.Context, req engine.ProvisionRequest, f *t
 	}
 	return p.Exec(ctx, t, []string{"/bin/sh", "-e", "-c", strings.Join(post, "\n")}, providers.ExecIO{Stdout: out, Stderr: out})
 }
-
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // tarDir writes a folder as a tar stream, without the lab's state folder
 // skip (its private SSH key never reaches a node).
@@ -482,7 +481,7 @@ func CheckCommand(c topology.Check) []string {
 	}
 	u, _ := url.Parse(c.HTTP)
 	if u.Scheme == "https" {
-		return []string{"/bin/sh", "-c", fmt.Sprintf(`command -v curl >/dev/null || { echo "https checks need curl in the image: add it to packages" >&2; exit 2; }; code=$(curl -sk -o /dev/null -w '%%{http_code}' --max-time 5 %s); [ "$code" = %d ] || { echo "got $code" >&2; exit 1; }`, shq(c.HTTP), c.Status)}
+		return []string{"/bin/sh", "-c", fmt.Sprintf(`command -v curl >/dev/null || { echo "https checks need curl in the image: add it to packages" >&2; exit 2; }; code=$(curl -sk -o /dev/null -w '%%{http_code}' --max-time 5 %s); [ "$code" = %d ] || { echo "got $code" >&2; exit 1; }`, shell.Quote(c.HTTP), c.Status)}
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {

@@ -8,13 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/labctl/lab/internal/fsx"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -133,7 +132,7 @@ func (s *Store) LogDir() string { return filepath.Join(s.Dir, "logs") }
 
 // Load reads the state, or returns nil and no error when there is none.
 func (s *Store) Load() (*State, error) {
-	b, err := readRegular(s.path(), MaxSize)
+	b, err := fsx.ReadRegular(s.path(), MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -206,28 +205,6 @@ func (st *State) check() error {
 	return nil
 }
 
-// readRegular reads a regular file of at most max bytes without ever
-// blocking on a FIFO or reading a device without end.
-func readRegular(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file")
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err == nil && int64(len(b)) > max {
-		err = fmt.Errorf("larger than %d MiB", max>>20)
-	}
-	return b, err
-}
-
 // Save writes the state atomically: a temporary file, fsync, rename.
 func (s *Store) Save(st *State) error {
 	s.mu.Lock()
@@ -239,23 +216,7 @@ func (s *Store) Save(st *State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".state-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), s.path())
+	return fsx.WriteAtomic(s.path(), append(b, '\n'), 0o644)
 }
 
 // Remove deletes the state file and logs (after destroy).

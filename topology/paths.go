@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/fsx"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func (t *Topology) checkSource(at reporter, path, written string, dir bool) {
 	case fi.IsDir():
 		at(path, "%q is not a regular file (a folder)", Cut(written))
 	default:
-		at(path, "%q is not a regular file (%s)", Cut(written), fileKind(fi.Mode()))
+		at(path, "%q is not a regular file (%s)", Cut(written), fsx.Kind(fi.Mode()))
 	}
 }
 
@@ -94,7 +95,7 @@ func (t *Topology) badInFolder(root string) string {
 		case mode&fs.ModeSymlink != 0:
 			return nil // copied as a link, never followed
 		}
-		bad = fmt.Sprintf("%s is %s, not a regular file", p, fileKind(mode))
+		bad = fmt.Sprintf("%s is %s, not a regular file", p, fsx.Kind(mode))
 		return errStop
 	})
 	return bad

@@ -8,13 +8,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/fsx"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -185,7 +185,7 @@ func Load(path string) (*Topology, error) { return LoadWith(path, Options{}) }
 
 // LoadWith is Load with options.
 func LoadWith(path string, o Options) (*Topology, error) {
-	data, err := ReadFile(path, MaxFileSize)
+	data, err := fsx.ReadRegular(path, MaxFileSize)
 	if err != nil {
 		return nil, &Errors{File: path, List: []FieldError{{File: path, Msg: readErr(err)}}}
 	}
@@ -198,49 +198,6 @@ func LoadWith(path string, o Options) (*Topology, error) {
 
 // MaxFileSize is the largest lab file lab reads.
 const MaxFileSize = 4 << 20
-
-// ReadFile reads a regular file of at most max bytes. It refuses devices,
-// FIFOs and sockets without blocking on them (a FIFO is opened
-// non-blocking, then refused), so it never hangs and never reads without end.
-func ReadFile(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%d bytes: larger than the %d MiB lab reads", fi.Size(), max>>20)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("larger than the %d MiB lab reads", max>>20)
-	}
-	return data, nil
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a folder"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return m.Type().String()
-}
 
 func readErr(err error) string {
 	if errors.Is(err, os.ErrNotExist) {

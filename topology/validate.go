@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"github.com/labctl/lab/internal/graph"
 	"math"
 	"net"
 	"net/netip"
@@ -529,48 +530,22 @@ func ParsePort(s string) (Port, error) {
 	return pf, nil
 }
 
-// afterCycle returns a cycle in the roles' after graph, or nil.
+// afterCycle returns a cycle in the roles' after graph, or nil. A role
+// after itself is reported on its own.
 func (t *Topology) afterCycle() []string {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	var found []string
-	var visit func(string) bool
-	visit = func(name string) bool {
-		color[name] = grey
-		stack = append(stack, name)
+	var roles []string
+	for _, r := range t.Nodes {
+		roles = append(roles, r.Role)
+	}
+	return graph.Cycle(roles, func(name string) []string {
+		var deps []string
 		if r := t.RoleByName(name); r != nil {
 			for _, a := range r.After {
-				if t.RoleByName(a) == nil || a == name {
-					continue
-				}
-				switch color[a] {
-				case grey:
-					for i, s := range stack {
-						if s == a {
-							found = append(append([]string{}, stack[i:]...), a)
-						}
-					}
-					return true
-				case white:
-					if visit(a) {
-						return true
-					}
+				if a != name {
+					deps = append(deps, a)
 				}
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[name] = black
-		return false
-	}
-	for _, r := range t.Nodes {
-		if color[r.Role] == white && visit(r.Role) {
-			return found
-		}
-	}
-	return nil
+		return deps
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/fsx"
 	"io"
 	"io/fs"
 	"os"
@@ -115,12 +116,7 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
 		return fmt.Errorf("node %s: create: %w", n.Name, err)
 	}
-	cfg := filepath.Join(p.dir(n), "config")
-	tmp := cfg + ".tmp"
-	if err := os.WriteFile(tmp, []byte(p.Config(n)), 0o644); err != nil {
-		return fmt.Errorf("node %s: create: %w", n.Name, err)
-	}
-	if err := os.Rename(tmp, cfg); err != nil {
+	if err := fsx.WriteAtomic(filepath.Join(p.dir(n), "config"), []byte(p.Config(n)), 0o644); err != nil {
 		return fmt.Errorf("node %s: create: %w", n.Name, err)
 	}
 	return nil

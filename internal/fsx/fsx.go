@@ -1,0 +1,86 @@
+// Package fsx holds the two ways lab reads and writes its own files on the
+// host: reading a file that must be a regular one without ever blocking on
+// a FIFO or reading a device without end, and writing one atomically.
+package fsx
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ReadRegular reads a regular file of at most max bytes. A FIFO is opened
+// without blocking and then refused, like a device, socket or folder.
+func ReadRegular(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", Kind(fi.Mode()))
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%d bytes: larger than the %d MiB lab reads", fi.Size(), max>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("larger than the %d MiB lab reads", max>>20)
+	}
+	return data, nil
+}
+
+// Kind names a file's type for people.
+func Kind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a file"
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSymlink != 0:
+		return "a link"
+	}
+	return m.Type().String()
+}
+
+// WriteAtomic writes data to path through a temporary file in the same
+// folder, synced, then renamed: a reader sees the old file or the new one,
+// never half of one, even after a crash.
+func WriteAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
