@@ -30,7 +30,7 @@ func warmImage(b *testing.B) *image.Image {
 	b.Helper()
 	pk := append(append([]string{}, allInOne...), lxc.BasePackages...)
 	c := &image.Cache{Dir: "/var/cache/lab"}
-	img, err := c.Ensure(context.Background(), image.Spec{Suite: "bookworm", Packages: pk})
+	img, err := c.Ensure(context.Background(), image.Spec{Suite: "bookworm", Packages: pk}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

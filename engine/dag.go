@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/graph"
 	"strings"
 	"sync"
+
+	"github.com/labctl/lab/internal/graph"
 )
 
 // Task is one unit of work in a graph.

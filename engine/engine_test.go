@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/provision"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +31,10 @@ type fakeImages struct {
 	built []string
 }
 
-func (f *fakeImages) Ensure(_ context.Context, spec image.Spec) (*image.Image, error) {
+func (f *fakeImages) Ensure(_ context.Context, spec image.Spec, log func(string)) (*image.Image, error) {
+	if log != nil {
+		log("building with fake: " + spec.Key())
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.built = append(f.built, spec.Key())
@@ -71,7 +76,7 @@ type fakeProv struct {
 	delay time.Duration
 }
 
-func (f *fakeProv) Provision(ctx context.Context, r ProvisionRequest) (*state.Provisioning, error) {
+func (f *fakeProv) Provision(ctx context.Context, r provision.Request) (*state.Provisioning, error) {
 	if f.delay > 0 {
 		select {
 		case <-time.After(f.delay):
@@ -87,7 +92,7 @@ func (f *fakeProv) Provision(ctx context.Context, r ProvisionRequest) (*state.Pr
 	f.order = append(f.order, r.Node.Name)
 	return &state.Provisioning{Done: true}, nil
 }
-func (f *fakeProv) Health(context.Context, ProvisionRequest, time.Duration) error { return nil }
+func (f *fakeProv) Health(context.Context, provision.Request, time.Duration) error { return nil }
 func (f *fakeProv) Files(*topology.Lab, topology.Node) map[string]string {
 	return map[string]string{"/etc/lab/facts.json": "{}"}
 }
@@ -371,8 +376,19 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestWriteFilesScript(t *testing.T) {
-	s := WriteFilesScript(map[string]string{"/etc/hosts": "a\nLAB_EOF_0\n", "/etc/x y": "z"})
-	assert.Contains(t, s, "<<'LAB_EOF_0_'")
-	assert.Contains(t, s, "'/etc/x y'")
+// Every event, image builds' lines included, carries its time and lab
+// (docs/json.md promises RFC 3339 times; image lines once had a zero time).
+func TestEventsCarryTimeAndLab(t *testing.T) {
+	r := newRig(t)
+	_, err := r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	images := 0
+	for _, ev := range r.rec.Events {
+		assert.False(t, ev.Time.IsZero(), "%+v", ev)
+		assert.Equal(t, "e", ev.Lab, "%+v", ev)
+		if ev.Phase == PhaseImage {
+			images++
+		}
+	}
+	assert.Equal(t, 2, images, "one line from each image build")
 }

@@ -50,7 +50,8 @@ func netForward(lab string, f state.Forward) network.Forward {
 
 // checkPorts refuses, as a problem with the lab file (exit 2), host ports
 // that something other than this lab already listens on.
-func (e *Engine) checkPorts(lab *topology.Lab, st *state.State) error {
+func (c *call) checkPorts() error {
+	lab, st := c.lab, c.st
 	errs := &topology.Errors{File: lab.Topology.File}
 	for _, w := range forwards(lab) {
 		if old := st.Forwards[w.key]; old != nil && network.ForwardAlive(old.PID, netForward(lab.Name, *old)) {
@@ -68,7 +69,8 @@ func (e *Engine) checkPorts(lab *topology.Lab, st *state.State) error {
 }
 
 // syncForwards makes the running forwards what the topology asks for.
-func (e *Engine) syncForwards(lab *topology.Lab, st *state.State) error {
+func (c *call) syncForwards() error {
+	lab, st := c.lab, c.st
 	want := map[string]wantedForward{}
 	for _, w := range forwards(lab) {
 		want[w.key] = w
@@ -85,30 +87,31 @@ func (e *Engine) syncForwards(lab *topology.Lab, st *state.State) error {
 			continue
 		}
 		network.StopForward(old.PID, netForward(lab.Name, *old))
-		if err := e.update(st, func() { delete(st.Forwards, k) }); err != nil {
+		if err := c.update(func() { delete(st.Forwards, k) }); err != nil {
 			return err
 		}
 	}
 	for k, w := range want {
 		rec := w.rec
-		pid, err := network.StartForward(e.Store.LogDir(), netForward(lab.Name, rec))
+		pid, err := network.StartForward(c.e.Store.LogDir(), netForward(lab.Name, rec))
 		if err != nil {
 			return fmt.Errorf("%s: forward %s: %w", w.path, k, err)
 		}
 		rec.PID = pid
-		if err := e.update(st, func() { st.Forwards[k] = &rec }); err != nil {
+		if err := c.update(func() { st.Forwards[k] = &rec }); err != nil {
 			return err
 		}
-		e.emit(rec.Node, PhaseForward, "%s:%d → %s", rec.Address, rec.Host, rec.Target)
+		c.emit(rec.Node, PhaseForward, "%s:%d → %s", rec.Address, rec.Host, rec.Target)
 	}
 	return nil
 }
 
 // stopForwards ends every forward of the lab (halt, destroy).
-func (e *Engine) stopForwards(st *state.State) error {
+func (c *call) stopForwards() error {
+	st := c.st
 	for k, f := range st.Forwards {
 		network.StopForward(f.PID, netForward(st.Lab, *f))
-		if err := e.update(st, func() { delete(st.Forwards, k) }); err != nil {
+		if err := c.update(func() { delete(st.Forwards, k) }); err != nil {
 			return err
 		}
 	}

@@ -135,8 +135,7 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, list []Leftover) error {
 				errs = append(errs, fmt.Errorf("%s %s: %w", l.Kind, l.Name, err))
 				continue
 			}
-			e.begin(l.Lab)
-			e.emit("", PhaseDestroy, "removed %s %s", l.Kind, l.Name)
+			e.begin(ctx, l.Lab).emit("", PhaseDestroy, "removed %s %s", l.Kind, l.Name)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,14 +1,15 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/fsx"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/provision"
 
 	"github.com/labctl/lab/topology"
 )
@@ -27,11 +28,12 @@ func wantsSSH(top *topology.Topology) bool {
 }
 
 // ensureKey makes the lab's key pair when a role asks for SSH.
-func (e *Engine) ensureKey(ctx context.Context, top *topology.Topology) (string, error) {
-	if !wantsSSH(top) {
+func (c *call) ensureKey() (string, error) {
+	if !wantsSSH(c.top) {
 		return "", nil
 	}
-	key := e.KeyPath()
+	ctx, top := c.ctx, c.top
+	key := c.e.KeyPath()
 	if _, err := os.Stat(key + ".pub"); err == nil {
 		return key, nil
 	}
@@ -47,42 +49,41 @@ func (e *Engine) ensureKey(ctx context.Context, top *topology.Topology) (string,
 }
 
 // writeHostFiles keeps the lab's inventories and ssh config in .lab.
-func (e *Engine) writeHostFiles(lab *topology.Lab) error {
-	if e.Provisioner == nil {
-		return nil
-	}
+func (c *call) writeHostFiles() error {
+	_, err := c.e.WriteHostFiles(c.lab)
+	return err
+}
+
+// WriteHostFiles writes the lab's Ansible inventories and OpenSSH config
+// into .lab (the one place they are written) and returns their paths by name.
+func (e *Engine) WriteHostFiles(lab *topology.Lab) (map[string]string, error) {
 	key := ""
 	if _, err := os.Stat(e.KeyPath()); err == nil {
 		key = e.KeyPath()
 	}
-	for name, content := range e.Provisioner.HostFiles(lab, key) {
-		if err := fsx.WriteAtomic(filepath.Join(e.Store.Dir, name), []byte(content), 0o644); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(e.Store.Dir, 0o755); err != nil {
+		return nil, err
 	}
-	return nil
+	paths := map[string]string{}
+	for name, content := range provision.HostFiles(lab, key) {
+		p := filepath.Join(e.Store.Dir, name)
+		if err := fsx.WriteAtomic(p, []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+		paths[name] = p
+	}
+	return paths, nil
 }
 
-// sshFiles are what a node with ssh: true gets: the lab's public key for
-// root, and (once) host keys of its own instead of the image's.
-func (e *Engine) sshFiles(n topology.Node) (map[string]string, string, error) {
+// publicKey is the lab's public key for a node with ssh: true ("" for one
+// without).
+func (c *call) publicKey(n topology.Node) (string, error) {
 	if !n.Spec.SSHEnabled() {
-		return nil, "", nil
+		return "", nil
 	}
-	pub, err := os.ReadFile(e.KeyPath() + ".pub")
+	pub, err := os.ReadFile(c.e.KeyPath() + ".pub")
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", fmt.Errorf("node %s: no SSH key in %s", n.Name, filepath.Dir(e.KeyPath()))
+		return "", fmt.Errorf("node %s: no SSH key in %s", n.Name, filepath.Dir(c.e.KeyPath()))
 	}
-	if err != nil {
-		return nil, "", err
-	}
-	script := `if [ -x /usr/sbin/sshd ] && [ ! -f /etc/lab/ssh-host-keys ]; then
-  rm -f /etc/ssh/ssh_host_*
-  ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-  touch /etc/lab/ssh-host-keys
-  systemctl restart ssh 2>/dev/null || true
-fi
-chmod 700 /root/.ssh
-`
-	return map[string]string{"/root/.ssh/authorized_keys": string(pub)}, script, nil
+	return string(pub), err
 }

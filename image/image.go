@@ -86,8 +86,8 @@ type Image struct {
 // Cache is a folder of built images.
 type Cache struct {
 	Dir string
-	// Log receives progress lines of builds; may be nil.
-	Log func(key, line string)
+
+	logf func(line string) // this build's progress lines (set by Ensure)
 }
 
 func (c *Cache) imageDir(key string) string { return filepath.Join(c.Dir, "images", key) }
@@ -181,7 +181,8 @@ func (c *Cache) lock(ctx context.Context, key string) (func(), error) {
 }
 
 // Ensure returns the image for spec, building it when it is not cached.
-func (c *Cache) Ensure(ctx context.Context, spec Spec) (*Image, error) {
+// log, if not nil, receives the build's progress lines.
+func (c *Cache) Ensure(ctx context.Context, spec Spec, log func(line string)) (*Image, error) {
 	spec = spec.Normalize()
 	key := spec.Key()
 	if img, err := c.Get(key); err == nil {
@@ -196,12 +197,14 @@ func (c *Cache) Ensure(ctx context.Context, spec Spec) (*Image, error) {
 	if img, err := c.Get(key); err == nil {
 		return img, nil
 	}
-	return c.build(ctx, key, spec)
+	b := *c
+	b.logf = log
+	return b.build(ctx, key, spec)
 }
 
-func (c *Cache) log(key, format string, args ...any) {
-	if c.Log != nil {
-		c.Log(key, fmt.Sprintf(format, args...))
+func (c *Cache) log(_, format string, args ...any) {
+	if c.logf != nil {
+		c.logf(fmt.Sprintf(format, args...))
 	}
 }
 

@@ -38,7 +38,7 @@ func TestCachedImageIsNotRebuilt(t *testing.T) {
 	c := &Cache{Dir: t.TempDir()}
 	spec := Spec{Suite: "bookworm", Packages: []string{"serf"}}
 	fakeBuilt(t, c, spec)
-	img, err := c.Ensure(context.Background(), spec)
+	img, err := c.Ensure(context.Background(), spec, nil)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(c.Dir, "images", spec.Key(), "rootfs"), img.RootFS)
 	list, err := c.List()
@@ -56,7 +56,7 @@ func TestBuildWaitsForAnotherBuilder(t *testing.T) {
 	unlock, err := c.lock(context.Background(), spec.Key())
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { _, err := c.Ensure(context.Background(), spec); done <- err }()
+	go func() { _, err := c.Ensure(context.Background(), spec, nil); done <- err }()
 	select {
 	case <-done:
 		t.Fatal("Ensure did not wait for the build lock")

@@ -1,8 +1,3 @@
-// Package provision turns running nodes into a working cluster: it gives
-// every node the lab's facts, runs each role's steps (shell, inline, file) in
-// order with their output logged and streamed, records what ran with a hash
-// of its inputs so that the next `lab up` runs only what is new, changed or
-// failed, and runs health checks inside the node.
 package provision
 
 import (

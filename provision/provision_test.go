@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/labctl/lab/engine"
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/providers/fake"
 	"github.com/labctl/lab/state"
@@ -87,7 +86,7 @@ func (w *world) provision(t *testing.T, lab *topology.Lab, node string, prev *st
 	w.ran = nil
 	w.mu.Unlock()
 	n := *lab.Node(node)
-	return New().Provision(context.Background(), engine.ProvisionRequest{
+	return New().Provision(context.Background(), Request{
 		Lab: lab, Node: n, Target: providers.Node{Name: n.Name}, Provider: w.p, Previous: prev, Force: force,
 	})
 }
@@ -224,7 +223,7 @@ func TestHealthRetriesThenTimesOut(t *testing.T) {
 		return 0, nil
 	}
 	r := &Runner{HealthPoll: 10 * time.Millisecond}
-	req := engine.ProvisionRequest{Lab: lab, Node: n, Target: providers.Node{Name: "web1"}, Provider: w.p}
+	req := Request{Lab: lab, Node: n, Target: providers.Node{Name: "web1"}, Provider: w.p}
 	require.NoError(t, r.Health(context.Background(), req, 5*time.Second))
 	assert.GreaterOrEqual(t, calls, 5)
 

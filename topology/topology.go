@@ -138,6 +138,15 @@ func (r *Role) CountOf() int {
 	return *r.Count
 }
 
+// Names are the names of the role's nodes: ROLE1, ROLE2, …
+func (r *Role) Names() []string {
+	out := make([]string, 0, r.CountOf())
+	for i := 1; i <= r.CountOf(); i++ {
+		out = append(out, NodeName(r.Role, i))
+	}
+	return out
+}
+
 // Line returns the line a field path was found at; for a path the file
 // does not have (a required field left out), the line of the nearest
 // enclosing one that it has; 0 when none.

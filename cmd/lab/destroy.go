@@ -11,7 +11,7 @@ import (
 	"github.com/labctl/lab/topology"
 )
 
-func newDestroy() *cobra.Command {
+func newDestroy(a *app) *cobra.Command {
 	var wait time.Duration
 	var name string
 	var orphans, dryRun bool
@@ -49,14 +49,14 @@ still there: run lab destroy in its folder. --dry-run only shows.`,
 			ui := newProgress(cmd.ErrOrStderr(), cmd.OutOrStdout(), false)
 			defer ui.Close()
 			if name != "" || orphans {
-				return destroyLeftovers(cmd, newEngine(ui), name, dryRun)
+				return destroyLeftovers(cmd, a.engine(ui), name, dryRun)
 			}
 			// Destroy works from the state alone: a broken lab file must not stop it.
 			lab := ""
-			if top, err := loadTopology(); err == nil {
+			if top, err := a.loadTopology(); err == nil {
 				lab = top.Name
 			}
-			e := newEngine(ui)
+			e := a.engine(ui)
 			e.LockWait = wait
 			start := time.Now()
 			if err := e.Destroy(cmd.Context(), lab); err != nil {

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/labctl/lab/topology"
+)
+
+func newStatus(a *app) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show each node's state, provider, addresses and provisioning",
+		Args:  cobra.NoArgs,
+		RunE: a.withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
+			e := a.reader()
+			ns, lab, err := e.Status(cmd.Context(), top)
+			if err != nil {
+				return err
+			}
+			fw, err := e.Forwards()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns, "forwards": fw})
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
+			for _, s := range ns {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Provider, s.State, strings.Join(s.Addresses, ","), dash(s.Provisioned), s.Note)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, f := range fw {
+				fmt.Fprintf(cmd.OutOrStdout(), "forward %s:%d → %s (%s)\n", f.Address, f.Host, f.Node, f.Target)
+			}
+			return nil
+		}),
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/labctl/lab/engine"
+	"github.com/labctl/lab/image"
+	"github.com/labctl/lab/network"
+	"github.com/labctl/lab/providers"
+	_ "github.com/labctl/lab/providers/libvirt" // registers "libvirt"
+	_ "github.com/labctl/lab/providers/lxc"     // registers "lxc"
+	"github.com/labctl/lab/provision"
+	"github.com/labctl/lab/state"
+	"github.com/labctl/lab/topology"
+)
+
+// app is one run of lab: the user's settings, read once before the command
+// runs, and how to wire an engine from them.
+type app struct {
+	set settings
+}
+
+// loadTopology reads the lab file named by -f, LAB_FILE or the default.
+func (a *app) loadTopology() (*topology.Topology, error) {
+	return topology.LoadWith(a.set.File, topology.Options{
+		Provider: a.set.Provider, Providers: providers.Names(), HostPaths: a.set.HostPaths,
+	})
+}
+
+// stateDir is the lab's .lab folder, beside its file.
+func (a *app) stateDir() string {
+	abs, err := filepath.Abs(a.set.File)
+	if err != nil {
+		abs = a.set.File
+	}
+	return filepath.Join(filepath.Dir(abs), topology.StateDirName)
+}
+
+// engine wires the engine for commands that change the lab.
+func (a *app) engine(sink engine.Sink) *engine.Engine { return a.wire(sink, false) }
+
+// reader wires an engine for commands that only look (status, plan,
+// inventory): its providers start no daemon and change nothing.
+func (a *app) reader() *engine.Engine { return a.wire(nil, true) }
+
+func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
+	dir := a.stateDir()
+	var mu sync.Mutex
+	made := map[string]providers.Provider{}
+	pcfg := providers.Config{LXCPath: a.set.LXCPath, Accel: a.set.LibvirtAccel, ReadOnly: readOnly}
+	return &engine.Engine{
+		Store: state.Open(dir),
+		Provider: func(name string) (providers.Provider, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if p, ok := made[name]; ok {
+				return p, nil
+			}
+			p, err := providers.New(name, pcfg)
+			if err != nil {
+				return nil, err
+			}
+			made[name] = p
+			return p, nil
+		},
+		Images:      a.images(),
+		Networks:    &network.Manager{Owner: dir},
+		Provisioner: provision.New(),
+		Events:      sink,
+		Mirror:      a.set.Mirror,
+		Workers:     a.set.Workers,
+	}
+}
+
+func (a *app) images() *image.Cache { return &image.Cache{Dir: a.set.CacheDir} }
+
+// withLab wraps a command that needs the lab file (and root, when asRoot).
+func (a *app) withLab(asRoot bool, f func(cmd *cobra.Command, top *topology.Topology, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		top, err := a.loadTopology()
+		if err != nil {
+			return err
+		}
+		if asRoot {
+			if err := needRoot(); err != nil {
+				return err
+			}
+		}
+		return f(cmd, top, args)
+	}
+}
+
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("this command makes containers, bridges and firewall rules: run it as root")
+	}
+	return nil
+}

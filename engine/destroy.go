@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Destroy removes every node and network the state records, then the state
+// itself. It works from the state alone, so a broken lab file or a
+// half-finished up never stops it.
+func (e *Engine) Destroy(ctx context.Context, labName string) error {
+	c := e.begin(ctx, labName)
+	if err := c.lock(); err != nil {
+		return err
+	}
+	if err := c.destroyAll(); err != nil {
+		c.close()
+		return err
+	}
+	c.close()
+	// The last trace: the lock and the folder.
+	_ = os.Remove(e.Store.LockPath())
+	_ = os.Remove(e.Store.Dir)
+	return nil
+}
+
+func (c *call) destroyAll() error {
+	st, err := c.e.Store.Load()
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		c.st, c.name = st, st.Lab
+		if err := c.stopForwards(); err != nil {
+			return err
+		}
+		if err := c.destroyNodes(st.NodeNames()); err != nil {
+			return err
+		}
+		for name, n := range st.Networks {
+			if err := c.removeNetwork(name, n); err != nil {
+				return err
+			}
+		}
+	}
+	return c.e.Store.RemoveAll()
+}
+
+// destroyNodes removes recorded nodes in parallel.
+func (c *call) destroyNodes(names []string) error {
+	g, gctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(c.e.workers())
+	for _, name := range names {
+		rec := c.st.Nodes[name]
+		if rec == nil {
+			continue
+		}
+		g.Go(func() error {
+			t := time.Now()
+			p, err := c.e.provider(rec.Provider)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", rec.Name, err)
+			}
+			if err := p.Destroy(gctx, c.e.recordTarget(c.st, rec)); err != nil {
+				c.emit(rec.Name, PhaseFailed, "%v", err)
+				return err
+			}
+			_ = os.Remove(filepath.Join(c.e.Store.LogDir(), rec.Name+".log"))
+			c.emit(rec.Name, PhaseDestroy, "destroyed (%.2fs)", time.Since(t).Seconds())
+			return c.update(func() { delete(c.st.Nodes, rec.Name) })
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/labctl/lab/network"
+	"github.com/labctl/lab/plan"
+	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/topology"
+)
+
+// Plan says what Up would do, without changing anything; what Up would
+// refuse (a taken host port, a subnet another lab routes), Plan refuses too.
+func (e *Engine) Plan(ctx context.Context, top *topology.Topology) (*plan.Plan, *topology.Lab, error) {
+	c, err := e.open(ctx, top, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.preflight(); err != nil {
+		return nil, nil, err
+	}
+	return c.plan(), c.lab, nil
+}
+
+// plan diffs the lab file against the state and what providers observe.
+func (c *call) plan() *plan.Plan {
+	return plan.Diff(c.lab, c.st, c.observe(), c.e.imageKeys(c.lab))
+}
+
+// preflight runs the checks up makes before it changes anything.
+func (c *call) preflight() error {
+	if err := c.checkPorts(); err != nil {
+		return err
+	}
+	if c.e.Networks == nil {
+		return nil
+	}
+	for _, n := range c.lab.Networks {
+		if err := c.e.Networks.Preflight(c.ctx, c.lab.Name, netOf(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func netOf(n topology.Net) network.Net {
+	return network.Net{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Domain: n.Domain}
+}
+
+// observe asks providers for the state of every recorded node.
+func (c *call) observe() plan.Observed {
+	obs := plan.Observed{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(8)
+	for _, rec := range c.st.Nodes {
+		g.Go(func() error {
+			s := providers.Unknown
+			if p, err := c.e.provider(rec.Provider); err == nil {
+				if got, err := p.State(gctx, c.e.recordTarget(c.st, rec)); err == nil {
+					s = got
+				}
+			}
+			mu.Lock()
+			obs[rec.Name] = s
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return obs
+}

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/labctl/lab/state"
+	"github.com/labctl/lab/topology"
+)
+
+// NodeStatus is one node as `lab status` shows it.
+type NodeStatus struct {
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	Provider  string   `json:"provider"`
+	ID        string   `json:"id,omitempty"`
+	State     string   `json:"state"`
+	Addresses []string `json:"addresses"`
+	FQDN      string   `json:"fqdn,omitempty"`
+	// Provisioned: "done", "failed", "pending" or "" when not created.
+	Provisioned string `json:"provisioned,omitempty"`
+	Note        string `json:"note,omitempty"`
+}
+
+// Status reports every node of the topology and every recorded node.
+func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStatus, *topology.Lab, error) {
+	c, err := e.open(ctx, top, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	lab, st := c.lab, c.st
+	obs := c.observe()
+	var out []NodeStatus
+	for _, n := range lab.Nodes {
+		s := NodeStatus{Name: n.Name, Role: n.Role, Provider: n.Provider, State: "not created", FQDN: lab.FQDN(n)}
+		for _, ifc := range n.Interfaces {
+			s.Addresses = append(s.Addresses, ifc.Addr.String())
+		}
+		if rec := st.Nodes[n.Name]; rec != nil {
+			s.ID, s.Provider = rec.ID, rec.Provider
+			s.State = string(obs[n.Name])
+			s.Provisioned, s.Note = recordStatus(rec, n)
+		}
+		out = append(out, s)
+	}
+	for _, name := range st.NodeNames() {
+		if lab.Node(name) != nil {
+			continue
+		}
+		rec := st.Nodes[name]
+		out = append(out, NodeStatus{Name: name, Role: rec.Role, Provider: rec.Provider, ID: rec.ID, State: string(obs[name]),
+			Addresses: rec.Addresses, Note: "not in the lab file: lab up destroys it"})
+	}
+	return out, lab, nil
+}
+
+// recordStatus is what the record says of a node's provisioning, and a note.
+func recordStatus(rec *state.Node, n topology.Node) (provisioned, note string) {
+	provisioned = "pending"
+	if rec.Provision != nil {
+		provisioned = "failed"
+		if rec.Provision.Done {
+			provisioned = "done"
+		}
+	}
+	if rec.Phase == state.PhaseCreating {
+		note = "half-created: lab up finishes it"
+	}
+	if rec.Provider != n.Provider {
+		note = fmt.Sprintf("the lab file says %s: lab up replaces it", n.Provider)
+	}
+	return provisioned, note
+}

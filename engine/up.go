@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/labctl/lab/image"
+	"github.com/labctl/lab/plan"
+	"github.com/labctl/lab/state"
+	"github.com/labctl/lab/topology"
+)
+
+// UpOptions tune Up.
+type UpOptions struct {
+	Provision bool // run every provisioning step again
+}
+
+// Up brings the lab to what the topology says.
+func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions) (*plan.Plan, error) {
+	c, err := e.open(ctx, top, true)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	p := c.plan()
+	if err := c.prepare(p); err != nil {
+		return p, err
+	}
+	if err := c.destroyNodes(p.Nodes(plan.Destroy, plan.Replace)); err != nil {
+		return p, err
+	}
+	images, err := c.buildImages(p)
+	if err != nil {
+		return p, err
+	}
+	err = c.runNodes(p, images, opts)
+	if ctx.Err() != nil {
+		return p, err
+	}
+	// Forwards go to nodes that run, even when some others failed.
+	if ferr := c.syncForwards(); ferr != nil && err == nil {
+		err = ferr
+	}
+	return p, err
+}
+
+// prepare does what comes before any node: the SSH key and host files, the
+// checks that refuse a lab that cannot be made, and the networks.
+func (c *call) prepare(p *plan.Plan) error {
+	if _, err := c.ensureKey(); err != nil {
+		return err
+	}
+	if err := c.writeHostFiles(); err != nil {
+		return err
+	}
+	c.emit("", PhasePlan, "%d nodes: %d to create, %d to start, %d to destroy", len(c.lab.Nodes), len(p.Nodes(plan.Create, plan.Replace)), len(p.Nodes(plan.Start)), len(p.Nodes(plan.Destroy, plan.Replace)))
+	if err := c.checkPorts(); err != nil {
+		return err
+	}
+	return c.upNetworks()
+}
+
+// runNodes runs the graph of every node: boot, then provisioning in
+// `after` order.
+func (c *call) runNodes(p *plan.Plan, images map[string]*image.Image, opts UpOptions) error {
+	actions := map[string]plan.Action{}
+	for _, s := range p.Steps {
+		actions[s.Node] = s.Action
+	}
+	if err := os.MkdirAll(c.e.Store.LogDir(), 0o755); err != nil {
+		return err
+	}
+	boot := func(n topology.Node) func(context.Context) error {
+		return func(ctx context.Context) error { return c.bootNode(ctx, n, actions[n.Name], images[n.Name]) }
+	}
+	prov := func(n topology.Node) func(context.Context) error {
+		return func(ctx context.Context) error { return c.provisionNode(ctx, n, opts.Provision) }
+	}
+	ue, err := c.runGraph(c.lab.Nodes, c.graph(c.lab.Nodes, boot, prov))
+	if err != nil {
+		return err
+	}
+	if c.ctx.Err() != nil {
+		var half []string
+		for _, name := range c.st.NodeNames() {
+			if rec := c.st.Nodes[name]; rec.Phase == state.PhaseCreating || rec.Provision == nil || !rec.Provision.Done {
+				half = append(half, name)
+			}
+		}
+		return fmt.Errorf("interrupted; state saved; not finished: %s (lab up resumes, lab destroy removes): %w", strings.Join(half, ", "), c.ctx.Err())
+	}
+	return ue.orNil()
+}
+
+// upNetworks makes the lab file's networks and removes those it no longer has.
+func (c *call) upNetworks() error {
+	st := c.st
+	for _, n := range c.lab.Networks {
+		if _, ok := st.Networks[n.Name]; !ok {
+			// Recorded before it is made, so destroy finds a half-made network.
+			if err := c.update(func() {
+				st.Networks[n.Name] = &state.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet.String(), Domain: n.Domain, CreatedAt: time.Now().UTC()}
+			}); err != nil {
+				return err
+			}
+		}
+		if err := c.ensureNetwork(n); err != nil {
+			return err
+		}
+	}
+	for name, rec := range st.Networks {
+		if c.lab.Network(name) != nil {
+			continue
+		}
+		if err := c.removeNetwork(name, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *call) ensureNetwork(n topology.Net) error {
+	if c.e.Networks == nil {
+		return nil
+	}
+	t := time.Now()
+	if err := c.e.Networks.Ensure(c.ctx, c.lab.Name, netOf(n)); err != nil {
+		c.emit("", PhaseFailed, "network %s: %v", n.Name, err)
+		return err
+	}
+	var hosts strings.Builder
+	for _, node := range c.lab.Nodes {
+		for _, ifc := range node.Interfaces {
+			if ifc.Network == n.Name {
+				fmt.Fprintf(&hosts, "%s %s\n", ifc.Addr, node.Name)
+			}
+		}
+	}
+	if err := c.e.Networks.SetHosts(n.Bridge, hosts.String()); err != nil {
+		return fmt.Errorf("network %s: dns names: %w", n.Name, err)
+	}
+	c.emit("", PhaseNetwork, "%s %s on %s, DNS *.%s (%.2fs)", n.Name, n.Subnet, n.Bridge, n.Domain, time.Since(t).Seconds())
+	return nil
+}
+
+// removeNetwork takes a recorded network down and forgets it.
+func (c *call) removeNetwork(name string, rec *state.Network) error {
+	if c.e.Networks != nil {
+		if err := c.e.Networks.Remove(c.ctx, c.st.Lab, rec.Bridge); err != nil {
+			return fmt.Errorf("network %s: %w", name, err)
+		}
+	}
+	c.emit("", PhaseNetwork, "removed %s (%s)", name, rec.Bridge)
+	return c.update(func() { delete(c.st.Networks, name) })
+}
