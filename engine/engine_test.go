@@ -392,3 +392,16 @@ func TestEventsCarryTimeAndLab(t *testing.T) {
 	}
 	assert.Equal(t, 2, images, "one line from each image build")
 }
+
+// A provider that makes its nodes' network itself gets no bridge from lab.
+func TestProviderOwnsNetwork(t *testing.T) {
+	r := newRig(t)
+	r.p.Caps.OwnsNetwork = true
+	_, err := r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, r.nets.bridges)
+	r.p.Caps.OwnsNetwork = false
+	_, err = r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.True(t, r.nets.bridges["lab-e-0"])
+}

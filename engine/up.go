@@ -123,7 +123,7 @@ func (c *call) upNetworks() error {
 }
 
 func (c *call) ensureNetwork(n topology.Net) error {
-	if c.e.Networks == nil {
+	if c.e.Networks == nil || c.providerOwns(n) {
 		return nil
 	}
 	t := time.Now()
@@ -144,6 +144,26 @@ func (c *call) ensureNetwork(n topology.Net) error {
 	}
 	c.emit("", PhaseNetwork, "%s %s on %s, DNS *.%s (%.2fs)", n.Name, n.Subnet, n.Bridge, n.Domain, time.Since(t).Seconds())
 	return nil
+}
+
+// providerOwns tells whether every node on a network is of a provider that
+// makes its nodes' network itself (Info.OwnsNetwork): then lab makes no
+// bridge for it.
+func (c *call) providerOwns(n topology.Net) bool {
+	owned := false
+	for _, node := range c.lab.Nodes {
+		for _, ifc := range node.Interfaces {
+			if ifc.Network != n.Name {
+				continue
+			}
+			p, err := c.e.provider(node.Provider)
+			if err != nil || !p.Info().OwnsNetwork {
+				return false
+			}
+			owned = true
+		}
+	}
+	return owned
 }
 
 // removeNetwork takes a recorded network down and forgets it.

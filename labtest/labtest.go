@@ -16,17 +16,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/labctl/lab/network"
 )
 
 // Integration marks a test that touches the machine.
@@ -211,109 +207,6 @@ func RequireRouteVia(t testing.TB, addr, bridge string) {
 	out, err := exec.Command("ip", "route", "get", addr).Output()
 	require.NoError(t, err)
 	require.Contains(t, string(out), "dev "+bridge+" ", "route to %s does not use the lab bridge: %s", addr, out)
-}
-
-// Leaks lists everything of lab name still on the machine.
-func Leaks(name, dir string) []string {
-	var out []string
-	prefix := name + "_" // node ids are LAB_NODE
-	if entries, err := os.ReadDir("/var/lib/lxc"); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), prefix) {
-				out = append(out, "container /var/lib/lxc/"+e.Name())
-			}
-		}
-	}
-	if links, err := os.ReadDir("/sys/class/net"); err == nil {
-		for _, l := range links {
-			if strings.HasPrefix(l.Name(), "lab-"+name+"-") && isDigits(strings.TrimPrefix(l.Name(), "lab-"+name+"-")) {
-				out = append(out, "bridge "+l.Name())
-			}
-		}
-	}
-	if files, err := os.ReadDir("/run/lab"); err == nil {
-		for _, f := range files {
-			if br, _, _ := strings.Cut(f.Name(), "."); strings.HasPrefix(br, "lab-"+name+"-") && isDigits(strings.TrimPrefix(br, "lab-"+name+"-")) {
-				out = append(out, "file /run/lab/"+f.Name())
-			}
-		}
-	}
-	confRe := regexp.MustCompile(`/run/lab/lab-` + regexp.QuoteMeta(name) + `-[0-9]+\.conf`)
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(b, []byte("dnsmasq")) || !confRe.Match(b) {
-			continue
-		}
-		stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat")
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue // exited; waiting for init to reap it
-		}
-		out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " ")+" ("+p+")")
-	}
-	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err == nil {
-		if b, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output(); err == nil {
-			for _, d := range strings.Fields(string(b)) {
-				if strings.HasPrefix(d, prefix) {
-					out = append(out, "libvirt domain "+d)
-				}
-			}
-		}
-	}
-	if disks, _ := filepath.Glob("/var/lib/lab/libvirt/" + prefix + "*"); len(disks) > 0 {
-		out = append(out, "VM files "+strings.Join(disks, " "))
-	}
-	for _, pid := range network.ForwardPIDs(name) {
-		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
-	}
-	if b, err := exec.Command("nft", "list", "tables").Output(); err == nil {
-		table := "lab_" + strings.ReplaceAll(name, "-", "_")
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.TrimSpace(line) == "table inet "+table {
-				out = append(out, "nftables "+line)
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/mounts"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "/var/lib/lxc/"+prefix) || strings.Contains(line, "/var/cache/lab/") {
-				out = append(out, "mount "+line)
-			}
-		}
-	}
-	if dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, ".lab")); err == nil {
-			out = append(out, "state "+filepath.Join(dir, ".lab"))
-		}
-	}
-	// No image build lock may be held, and no half-built image left.
-	locks, _ := filepath.Glob("/var/cache/lab/images/.*.lock")
-	for _, p := range locks {
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			out = append(out, "held image lock "+p)
-		} else {
-			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		}
-		f.Close()
-	}
-	builds, _ := filepath.Glob("/var/cache/lab/images/.build-*")
-	for _, b := range builds {
-		out = append(out, "half-built image "+b)
-	}
-	return out
-}
-
-func isDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // AssertNoLeaks fails the test if anything of the lab is left.

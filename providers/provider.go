@@ -62,9 +62,29 @@ type ExecIO struct {
 	Dir    string   // working directory, default /
 }
 
+// Info says what a backend can do beyond the lifecycle every provider has,
+// in the spirit of kind's ProviderInfo: the engine asks, it never assumes.
+// A capability with a method of its own is an optional interface as well
+// (Lister, FileWriter, ImagePackager), so a caller can also test for it.
+type Info struct {
+	// OwnsNetwork: the backend makes its nodes' network itself (an LXD
+	// cluster's managed network); lab makes no bridge or DNS for its nodes.
+	OwnsNetwork bool `json:"owns_network"`
+	// Snapshots: it can save a node's disk and restore it.
+	Snapshots bool `json:"snapshots"`
+	// Pause: it can freeze a node and thaw it again.
+	Pause bool `json:"pause"`
+	// Rootless: it runs its nodes without root on the host.
+	Rootless bool `json:"rootless"`
+	// Remote: its nodes live on other machines.
+	Remote bool `json:"remote"`
+}
+
 // Provider is one backend.
 type Provider interface {
 	Name() string
+	// Info says what the backend can do.
+	Info() Info
 	// Create makes the node from its image, stopped. It is safe to call on a
 	// node that was partly created before.
 	Create(ctx context.Context, n Node) error

@@ -3,11 +3,12 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/fsx"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/labctl/lab/internal/fsx"
 )
 
 // StateDirName is the lab's state folder beside its file: never a source.

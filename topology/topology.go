@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/fsx"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/labctl/lab/internal/fsx"
 
 	"gopkg.in/yaml.v3"
 )
@@ -184,8 +185,8 @@ type Options struct {
 	// HostPaths are host folders outside the lab's folder that its steps may
 	// read (the user's own config, never the lab file).
 	HostPaths []string
-	// Providers are the provider names a lab file may use (the registry's);
-	// nil: lxc and libvirt.
+	// Providers are the provider names a lab file may use: the registry's,
+	// which the topology does not know by itself (nil: names are not checked).
 	Providers []string
 }
 

@@ -16,7 +16,7 @@ func parse(t *testing.T, src string) (*Topology, error) {
 	t.Helper()
 	dir, err := filepath.Abs("testdata")
 	require.NoError(t, err)
-	return Parse([]byte(src), "lab.yaml", dir)
+	return ParseWith([]byte(src), "lab.yaml", dir, Options{Providers: []string{"libvirt", "lxc"}})
 }
 
 func TestLoadExample(t *testing.T) {

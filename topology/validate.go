@@ -2,22 +2,18 @@ package topology
 
 import (
 	"fmt"
-	"github.com/labctl/lab/internal/graph"
 	"math"
 	"net"
 	"net/netip"
-	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Providers are the backends a topology may name.
-var Providers = []string{"lxc", "libvirt"}
+	"github.com/labctl/lab/internal/graph"
+)
 
 // Limits that follow from Linux and from the address plan.
 const (
@@ -60,11 +56,8 @@ func (t *Topology) validate(errs *Errors) {
 		errs.add(path, t.Line(path), fmt.Sprintf(format, args...))
 	}
 	known := t.providers
-	if known == nil {
-		known = Providers
-	}
 	checkProvider := func(at reporter, path, p string) {
-		if !slices.Contains(known, p) {
+		if known != nil && !slices.Contains(known, p) {
 			at(path, "unknown provider %q (known: %s)", Cut(p), strings.Join(known, ", "))
 		}
 	}
@@ -257,28 +250,7 @@ func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, strin
 	if len(t.Nodes) > MaxRoles {
 		at("nodes", "%d roles; at most %d (each role owns a block of addresses)", len(t.Nodes), MaxRoles)
 	}
-	roles := map[string]int{}
-	for i, r := range t.Nodes {
-		p := rolePath(i, "role")
-		switch {
-		case r.Role == "":
-			at(p, "required: the role's name, such as pg or nginx")
-			continue
-		case !roleRe.MatchString(r.Role):
-			at(p, "%q: use lowercase letters, digits and '-', starting and ending with a letter (nodes are named ROLE1, ROLE2, …)", r.Role)
-		case len(r.Role) > MaxRoleNameLen:
-			at(p, "%q is longer than %d characters", r.Role, MaxRoleNameLen)
-		}
-		if j, dup := roles[r.Role]; dup {
-			at(p, "role %q is already defined at nodes[%d]", r.Role, j)
-			continue
-		}
-		roles[r.Role] = i
-	}
-	netNames := map[string]bool{}
-	for _, n := range t.Networks {
-		netNames[n.Name] = true
-	}
+	roles := t.validateRoleNames(at)
 	hostPorts := map[string]string{}
 	for i := range t.Nodes {
 		r := &t.Nodes[i]
@@ -294,61 +266,102 @@ func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, strin
 		checkMemory(at, rp("memory"), r.Memory)
 		checkAccel(at, rp("accel"), r.Accel)
 		checkPackages(at, rp("packages"), r.Packages)
-		seenNet := map[string]bool{}
-		for j, n := range r.Networks {
-			np := fmt.Sprintf("%s[%d]", rp("networks"), j)
-			switch {
-			case !netNames[n]:
-				at(np, "unknown network %q", Cut(n))
-			case seenNet[n]:
-				at(np, "network %q is listed twice (a node has one interface per network)", n)
-			}
-			seenNet[n] = true
-		}
-		seenAfter := map[string]bool{}
-		for j, a := range r.After {
-			ap := fmt.Sprintf("%s[%d]", rp("after"), j)
-			switch _, ok := roles[a]; {
-			case !ok:
-				at(ap, "unknown role %q%s", a, didYouMean(a, keys(roles)))
-			case a == r.Role:
-				at(ap, "a role cannot come after itself")
-			case seenAfter[a]:
-				at(ap, "%q is listed twice", a)
-			}
-			seenAfter[a] = true
-		}
+		t.validateRoleNetworks(at, rp("networks"), r)
+		validateAfter(at, rp("after"), r, roles)
 		for j, s := range r.Provision {
 			t.validateStep(at, fmt.Sprintf("%s[%d]", rp("provision"), j), s, r)
 		}
 		for j, c := range r.Health {
 			validateCheck(at, fmt.Sprintf("%s[%d]", rp("health"), j), c)
 		}
-		for j, pf := range r.Ports {
-			pp := fmt.Sprintf("%s[%d]", rp("ports"), j)
-			if pf.Host < 1 || pf.Host > 65535 || pf.Port < 1 || pf.Port > 65535 {
-				at(pp, "want host and port from 1 to 65535 (such as 8080:80)")
-				continue
-			}
-			if ip, err := netip.ParseAddr(pf.Address); err != nil || !ip.IsLoopback() {
-				at(pp+".address", "%q: forwards listen on loopback only, such as 127.0.0.1", pf.Address)
-			}
-			if pf.Node != "" && (!strings.HasPrefix(pf.Node, r.Role) || !isIndex(strings.TrimPrefix(pf.Node, r.Role), r.CountOf())) {
-				at(pp+".node", "%q is not a node of role %s (%s1…%s%d)", pf.Node, r.Role, r.Role, r.Role, r.CountOf())
-			}
-			if r.CountOf() == 0 {
-				at(pp, "role %s has no nodes to forward to", r.Role)
-			}
-			key := net.JoinHostPort(pf.Address, strconv.Itoa(pf.Host))
-			if other, dup := hostPorts[key]; dup {
-				at(pp, "host port %d is already forwarded by %s (on %s)", pf.Host, other, pf.Address)
-			}
-			hostPorts[key] = pp
-		}
+		validatePorts(at, rp("ports"), r, hostPorts)
 	}
 	if cyc := t.afterCycle(); cyc != nil {
 		i := roles[cyc[0]]
 		at(rolePath(i, "after"), "cycle: %s", strings.Join(cyc, " → "))
+	}
+}
+
+// validateRoleNames checks each role's name and returns name → index.
+func (t *Topology) validateRoleNames(at reporter) map[string]int {
+	roles := map[string]int{}
+	for i, r := range t.Nodes {
+		p := rolePath(i, "role")
+		switch {
+		case r.Role == "":
+			at(p, "required: the role's name, such as pg or nginx")
+			continue
+		case !roleRe.MatchString(r.Role):
+			at(p, "%q: use lowercase letters, digits and '-', starting and ending with a letter (nodes are named ROLE1, ROLE2, …)", Cut(r.Role))
+		case len(r.Role) > MaxRoleNameLen:
+			at(p, "%q is longer than %d characters", Cut(r.Role), MaxRoleNameLen)
+		}
+		if j, dup := roles[r.Role]; dup {
+			at(p, "role %q is already defined at nodes[%d]", r.Role, j)
+			continue
+		}
+		roles[r.Role] = i
+	}
+	return roles
+}
+
+func (t *Topology) validateRoleNetworks(at reporter, path string, r *Role) {
+	netNames := map[string]bool{}
+	for _, n := range t.Networks {
+		netNames[n.Name] = true
+	}
+	seen := map[string]bool{}
+	for j, n := range r.Networks {
+		np := fmt.Sprintf("%s[%d]", path, j)
+		switch {
+		case !netNames[n]:
+			at(np, "unknown network %q", Cut(n))
+		case seen[n]:
+			at(np, "network %q is listed twice (a node has one interface per network)", n)
+		}
+		seen[n] = true
+	}
+}
+
+func validateAfter(at reporter, path string, r *Role, roles map[string]int) {
+	seen := map[string]bool{}
+	for j, a := range r.After {
+		ap := fmt.Sprintf("%s[%d]", path, j)
+		switch _, ok := roles[a]; {
+		case !ok:
+			at(ap, "unknown role %q%s", Cut(a), didYouMean(a, keys(roles)))
+		case a == r.Role:
+			at(ap, "a role cannot come after itself")
+		case seen[a]:
+			at(ap, "%q is listed twice", a)
+		}
+		seen[a] = true
+	}
+}
+
+// validatePorts checks a role's forwards; hostPorts holds the listen
+// addresses taken so far (address:port → field path).
+func validatePorts(at reporter, path string, r *Role, hostPorts map[string]string) {
+	for j, pf := range r.Ports {
+		pp := fmt.Sprintf("%s[%d]", path, j)
+		if pf.Host < 1 || pf.Host > 65535 || pf.Port < 1 || pf.Port > 65535 {
+			at(pp, "want host and port from 1 to 65535 (such as 8080:80)")
+			continue
+		}
+		if ip, err := netip.ParseAddr(pf.Address); err != nil || !ip.IsLoopback() {
+			at(pp+".address", "%q: forwards listen on loopback only, such as 127.0.0.1", Cut(pf.Address))
+		}
+		if pf.Node != "" && (!strings.HasPrefix(pf.Node, r.Role) || !isIndex(strings.TrimPrefix(pf.Node, r.Role), r.CountOf())) {
+			at(pp+".node", "%q is not a node of role %s (%s1…%s%d)", Cut(pf.Node), r.Role, r.Role, r.Role, r.CountOf())
+		}
+		if r.CountOf() == 0 {
+			at(pp, "role %s has no nodes to forward to", r.Role)
+		}
+		key := net.JoinHostPort(pf.Address, strconv.Itoa(pf.Host))
+		if other, dup := hostPorts[key]; dup {
+			at(pp, "host port %d is already forwarded by %s (on %s)", pf.Host, other, pf.Address)
+		}
+		hostPorts[key] = pp
 	}
 }
 
@@ -378,126 +391,6 @@ func didYouMean(s string, known []string) string {
 		return fmt.Sprintf(" (roles: %s)", strings.Join(known, ", "))
 	}
 	return ""
-}
-
-func (t *Topology) validateStep(at reporter, p string, s Step, r *Role) {
-	kinds := 0
-	if s.Shell != "" {
-		kinds++
-	}
-	if s.Inline != "" {
-		kinds++
-	}
-	if s.File != nil {
-		kinds++
-	}
-	if s.Ansible != "" {
-		kinds++
-	}
-	if kinds != 1 {
-		at(p, "want exactly one of shell, inline, file or ansible")
-		return
-	}
-	if strings.ContainsRune(s.Inline, 0) {
-		at(p+".inline", "holds a NUL byte")
-	}
-	for k, v := range s.Env {
-		if strings.ContainsRune(v, 0) {
-			at(p+".env."+k, "holds a NUL byte")
-		}
-	}
-	if s.Ansible != "" {
-		t.checkSource(at, p+".ansible", s.Ansible, false)
-		if !r.SSHEnabled() {
-			at(p+".ansible", "ansible reaches nodes over SSH: set ssh: true on role %s (or in defaults)", r.Role)
-		}
-		if len(s.Env) > 0 {
-			at(p+".env", "env applies to shell and inline steps only")
-		}
-	}
-	if s.Run != RunChanged && s.Run != RunAlways {
-		at(p+".run", "%q: want %q or %q", s.Run, RunChanged, RunAlways)
-	}
-	for k := range s.Env {
-		if !envKeyRe.MatchString(k) {
-			at(p+".env."+k, "%q is not an environment variable name", k)
-		}
-	}
-	if s.Shell != "" {
-		t.checkSource(at, p+".shell", s.Shell, false)
-	}
-	if f := s.File; f != nil {
-		if len(s.Env) > 0 {
-			at(p+".env", "env applies to shell and inline steps only")
-		}
-		if f.Src == "" {
-			at(p+".file.src", "required: the file or folder to copy, relative to the lab file")
-		} else {
-			t.checkSource(at, p+".file.src", f.Src, true)
-		}
-		if !strings.HasPrefix(f.Dst, "/") {
-			at(p+".file.dst", "%q: want an absolute path in the node", f.Dst)
-		}
-		if f.Mode != "" && !modeRe.MatchString(f.Mode) {
-			at(p+".file.mode", "%q: want an octal mode such as 0644", f.Mode)
-		}
-		if f.Owner != "" && !ownerRe.MatchString(f.Owner) {
-			at(p+".file.owner", "%q: want USER or USER:GROUP", f.Owner)
-		}
-	}
-}
-
-func statErr(err error) string {
-	if os.IsNotExist(err) {
-		return "no such file (paths are relative to the lab file)"
-	}
-	return err.Error()
-}
-
-func validateCheck(at reporter, p string, c Check) {
-	kinds := 0
-	if c.Command != "" {
-		kinds++
-		if strings.ContainsRune(c.Command, 0) {
-			at(p+".command", "holds a NUL byte")
-		}
-	}
-	if c.TCP != 0 {
-		kinds++
-	}
-	if c.HTTP != "" {
-		kinds++
-	}
-	if kinds != 1 {
-		at(p, "want exactly one of command, tcp or http")
-		return
-	}
-	if c.TCP != 0 && (c.TCP < 1 || c.TCP > 65535) {
-		at(p+".tcp", "%d: want a port from 1 to 65535", c.TCP)
-	}
-	if c.HTTP != "" {
-		u, err := url.Parse(c.HTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			at(p+".http", "%q: want a URL such as http://localhost/", Cut(c.HTTP))
-		} else if !localHost(u.Hostname()) {
-			at(p+".http", "%q: a health check asks the node itself: use localhost or a loopback address", Cut(c.HTTP))
-		}
-	}
-	if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
-		at(p+".status", "%d: want an HTTP status from 100 to 599", c.Status)
-	}
-	if c.Status != 0 && c.HTTP == "" {
-		at(p+".status", "status goes with http")
-	}
-}
-
-// localHost tells whether a health check's host is the node itself.
-func localHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
 }
 
 func isIndex(s string, count int) bool {

@@ -39,12 +39,17 @@ type Provider struct {
 	Delay time.Duration
 	// ExecFunc answers Exec; the default exits 0 with no output.
 	ExecFunc func(node string, cmd []string, eio providers.ExecIO) (int, error)
+	// Caps is what Info says.
+	Caps providers.Info
 }
 
 // New returns an empty fake provider registered under no name.
 func New(name string) *Provider {
 	return &Provider{name: name, nodes: map[string]providers.State{}, files: map[string]map[string][]byte{}, Fail: map[string]error{}}
 }
+
+// Info: the fake says what it is told (Caps), for tests of code that asks.
+func (p *Provider) Info() providers.Info { return p.Caps }
 
 func (p *Provider) Name() string { return p.name }
 

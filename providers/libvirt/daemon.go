@@ -11,19 +11,16 @@ import (
 	"time"
 )
 
-// Socket is libvirtd's read-write socket.
-var Socket = "/var/run/libvirt/libvirt-sock"
-
 // ensureDaemons starts virtlogd and libvirtd when they are not running and
 // we are root (machines without systemd as init, such as CI containers). It
 // never starts libvirt's "default" network: lab needs none of it, and it
 // would turn on IP forwarding for the whole machine.
-func ensureDaemons(log io.Writer) error {
-	if _, err := os.Stat(Socket); err == nil {
+func ensureDaemons(log io.Writer, socket string) error {
+	if _, err := os.Stat(socket); err == nil {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("libvirtd is not running (no %s) and only root can start it", Socket)
+		return fmt.Errorf("libvirtd is not running (no %s) and only root can start it", socket)
 	}
 	if _, err := exec.LookPath("libvirtd"); err != nil {
 		return fmt.Errorf("libvirtd is not installed (Debian packages libvirt-daemon-system qemu-system-x86 qemu-utils)")
@@ -41,12 +38,12 @@ func ensureDaemons(log io.Writer) error {
 		return fmt.Errorf("libvirtd -d: %v: %s", err, out)
 	}
 	for i := 0; i < 100; i++ {
-		if fileExists(Socket) {
+		if fileExists(socket) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("libvirtd started but %s did not appear", Socket)
+	return fmt.Errorf("libvirtd started but %s did not appear", socket)
 }
 
 // fixKVMAccess gives /dev/kvm the group and mode Debian's udev rule gives

@@ -36,16 +36,15 @@ func TestDomainXML(t *testing.T) {
 }
 
 func TestAccelChoice(t *testing.T) {
-	old := kvmVerdict
-	kvmVerdict = t.TempDir() + "/kvm-hangs"
-	defer func() { kvmVerdict = old }()
-	assert.Equal(t, "tcg", (&Provider{}).Accel(providers.Node{Accel: "tcg"}))
-	assert.Equal(t, "kvm", (&Provider{accel: "tcg"}).Accel(providers.Node{Accel: "kvm"}), "the topology wins over the environment")
-	assert.Equal(t, "tcg", (&Provider{accel: "tcg"}).Accel(providers.Node{}))
+	paths := Paths{Verdict: t.TempDir() + "/kvm-hangs"}
+	assert.Equal(t, "tcg", (&Provider{Paths: paths}).Accel(providers.Node{Accel: "tcg"}))
+	assert.Equal(t, "kvm", (&Provider{accel: "tcg", Paths: paths}).Accel(providers.Node{Accel: "kvm"}), "the topology wins over the environment")
+	assert.Equal(t, "tcg", (&Provider{accel: "tcg", Paths: paths}).Accel(providers.Node{}))
 	if fileExists("/dev/kvm") {
-		assert.Equal(t, "kvm", (&Provider{}).Accel(providers.Node{}))
-		assert.NoError(t, writeVerdict())
-		assert.Equal(t, "tcg", (&Provider{}).Accel(providers.Node{}), "a KVM seen to hang is not tried again")
+		p := &Provider{Paths: paths}
+		assert.Equal(t, "kvm", p.Accel(providers.Node{}))
+		assert.NoError(t, p.writeVerdict())
+		assert.Equal(t, "tcg", p.Accel(providers.Node{}), "a KVM seen to hang is not tried again")
 	}
 }
 
@@ -58,11 +57,8 @@ func TestStableUUID(t *testing.T) {
 // A read-only provider never starts libvirtd nor touches /dev/kvm: with no
 // daemon, State says so.
 func TestReadOnlyStartsNothing(t *testing.T) {
-	old := Socket
-	Socket = filepath.Join(t.TempDir(), "no-libvirt-sock")
-	defer func() { Socket = old }()
 	var log strings.Builder
-	p := &Provider{readOnly: true, log: &log}
+	p := &Provider{readOnly: true, log: &log, Paths: Paths{Socket: filepath.Join(t.TempDir(), "no-libvirt-sock")}}
 	st, err := p.State(context.Background(), providers.Node{Name: "vm1", ID: "mix_vm1"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "libvirtd is not running")
@@ -82,14 +78,11 @@ func TestOwnerInDescription(t *testing.T) {
 	_, ok = parseDescription("some VM of someone else")
 	assert.False(t, ok)
 
-	oldConf, oldDisk := ConfigDir, DiskDir
-	ConfigDir, DiskDir = t.TempDir(), t.TempDir()
-	defer func() { ConfigDir, DiskDir = oldConf, oldDisk }()
-	p := &Provider{}
+	p := &Provider{Paths: Paths{Configs: t.TempDir(), Disks: t.TempDir()}}
 	xml := p.DomainXML(n, &vmBase{}, "tcg")
-	require.NoError(t, os.WriteFile(filepath.Join(ConfigDir, "mix_vm1.xml"), []byte(xml), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(ConfigDir, "other.xml"), []byte("<domain><name>other</name><description>not ours</description></domain>"), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(DiskDir, "old_vm2.qcow2"), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(p.Paths.Configs, "mix_vm1.xml"), []byte(xml), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(p.Paths.Configs, "other.xml"), []byte("<domain><name>other</name><description>not ours</description></domain>"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(p.Paths.Disks, "old_vm2.qcow2"), nil, 0o600))
 	found, err := p.List(context.Background())
 	require.NoError(t, err)
 	require.Len(t, found, 2)

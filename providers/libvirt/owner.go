@@ -13,10 +13,6 @@ import (
 	"github.com/labctl/lab/providers"
 )
 
-// ConfigDir is where libvirtd keeps the definitions of persistent domains:
-// List reads them there, so finding a lab's VMs needs no running daemon.
-var ConfigDir = "/etc/libvirt/qemu"
-
 // A domain's description records whose node it is:
 // "lab NAME, node NODE, owner DIR".
 func description(n providers.Node) string {
@@ -59,12 +55,13 @@ func (p *Provider) checkOwner(l *golibvirt.Libvirt, d golibvirt.Domain, n provid
 	return nil
 }
 
-// List returns the VMs lab made, from libvirt's saved definitions, and the
-// disks of VMs whose definition is gone. It never starts libvirtd.
+// List returns the VMs lab made, from libvirt's saved definitions (so
+// finding a lab's VMs needs no running daemon), and the disks of VMs whose
+// definition is gone. It never starts libvirtd.
 func (p *Provider) List(ctx context.Context) ([]providers.Found, error) {
 	var out []providers.Found
 	seen := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(ConfigDir, "*.xml"))
+	files, _ := filepath.Glob(filepath.Join(p.dirs().Configs, "*.xml"))
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -85,7 +82,7 @@ func (p *Provider) List(ctx context.Context) ([]providers.Found, error) {
 		seen[dom.Name] = true
 		out = append(out, f)
 	}
-	disks, _ := filepath.Glob(filepath.Join(DiskDir, "*.qcow2"))
+	disks, _ := filepath.Glob(filepath.Join(p.dirs().Disks, "*.qcow2"))
 	for _, d := range disks {
 		id := strings.TrimSuffix(filepath.Base(d), ".qcow2")
 		lab, node, ok := strings.Cut(id, "_")

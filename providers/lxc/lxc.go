@@ -51,6 +51,10 @@ type Provider struct {
 // New returns a provider keeping containers in path.
 func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * time.Millisecond} }
 
+// Info: local, privileged containers on lab's bridges; snapshots and pause
+// come with the issues that build them.
+func (p *Provider) Info() providers.Info { return providers.Info{} }
+
 func (p *Provider) Name() string { return "lxc" }
 
 // ImagePackages are the packages every image for this provider needs.
@@ -256,37 +260,12 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	if eio.Dir != "" {
 		opts.Cwd = eio.Dir
 	}
-
-	var closers []io.Closer
-	var wg sync.WaitGroup
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	stdin, err := inFd(eio.Stdin, &closers, &wg)
+	pipes, err := newAttachPipes(eio)
 	if err != nil {
 		return -1, err
 	}
-	stdoutW, stdoutR, err := outFd(eio.Stdout)
-	if err != nil {
-		return -1, err
-	}
-	stderrW, stderrR, err := outFd(eio.Stderr)
-	if err != nil {
-		return -1, err
-	}
-	opts.StdinFd, opts.StdoutFd, opts.StderrFd = stdin.Fd(), stdoutW.Fd(), stderrW.Fd()
-	copied := make(chan struct{}, 2)
-	copyOut := func(r *os.File, w io.Writer) {
-		if r == nil {
-			copied <- struct{}{}
-			return
-		}
-		go func() { _, _ = io.Copy(w, r); copied <- struct{}{} }()
-	}
-	copyOut(stdoutR, eio.Stdout)
-	copyOut(stderrR, eio.Stderr)
+	defer pipes.close()
+	opts.StdinFd, opts.StdoutFd, opts.StderrFd = pipes.fds()
 
 	// A process killed by a signal would read as exit 0 through liblxc's
 	// WEXITSTATUS: let sh turn it into 128+n.
@@ -307,24 +286,7 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 		// liblxc cannot cancel an attach; leave it to finish on its own.
 		return -1, ctx.Err()
 	}
-	// Close our copies of the write ends, then drain. A daemon started in
-	// the background may keep a pipe open: do not wait for it forever.
-	stdoutW.Close()
-	stderrW.Close()
-	timeout := time.After(2 * time.Second)
-	for i := 0; i < 2; i++ {
-		select {
-		case <-copied:
-		case <-timeout:
-			i = 2
-		}
-	}
-	if stdoutR != nil {
-		stdoutR.Close()
-	}
-	if stderrR != nil {
-		stderrR.Close()
-	}
+	pipes.drain()
 	if r.err != nil {
 		return -1, fmt.Errorf("node %s: exec %s: %w", n.Name, cmd[0], r.err)
 	}
@@ -332,6 +294,82 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 		return -1, fmt.Errorf("node %s: exec %s: attach failed", n.Name, cmd[0])
 	}
 	return r.code, nil
+}
+
+// attachPipes connect an attached command to an ExecIO: stdin from a file,
+// /dev/null or a pipe fed from the reader; stdout and stderr through pipes
+// copied to the writers (or /dev/null).
+type attachPipes struct {
+	stdin            *os.File
+	stdoutW, stderrW *os.File
+	stdoutR, stderrR *os.File
+	closers          []io.Closer
+	copied           chan struct{}
+}
+
+func newAttachPipes(eio providers.ExecIO) (*attachPipes, error) {
+	a := &attachPipes{copied: make(chan struct{}, 2)}
+	var wg sync.WaitGroup
+	var err error
+	if a.stdin, err = inFd(eio.Stdin, &a.closers, &wg); err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.stdoutW, a.stdoutR, err = outFd(eio.Stdout); err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.stderrW, a.stderrR, err = outFd(eio.Stderr); err != nil {
+		a.close()
+		return nil, err
+	}
+	a.copyOut(a.stdoutR, eio.Stdout)
+	a.copyOut(a.stderrR, eio.Stderr)
+	return a, nil
+}
+
+func (a *attachPipes) fds() (uintptr, uintptr, uintptr) {
+	return a.stdin.Fd(), a.stdoutW.Fd(), a.stderrW.Fd()
+}
+
+func (a *attachPipes) copyOut(r *os.File, w io.Writer) {
+	if r == nil {
+		a.copied <- struct{}{}
+		return
+	}
+	go func() { _, _ = io.Copy(w, r); a.copied <- struct{}{} }()
+}
+
+// drain closes our copies of the write ends and waits for the output. A
+// daemon started in the background may keep a pipe open: it does not wait
+// for it forever.
+func (a *attachPipes) drain() {
+	a.stdoutW.Close()
+	a.stderrW.Close()
+	timeout := time.After(2 * time.Second)
+	for i := 0; i < 2; i++ {
+		select {
+		case <-a.copied:
+		case <-timeout:
+			i = 2
+		}
+	}
+	for _, r := range []*os.File{a.stdoutR, a.stderrR} {
+		if r != nil {
+			r.Close()
+		}
+	}
+}
+
+func (a *attachPipes) close() {
+	for _, c := range a.closers {
+		c.Close()
+	}
+	for _, f := range []*os.File{a.stdoutW, a.stderrW} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // inFd gives the attached command its stdin: /dev/null, an *os.File as is,

@@ -1,0 +1,131 @@
+package labtest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/labctl/lab/network"
+)
+
+// Leaks lists everything of lab name still on the machine: containers, VMs
+// and their files, bridges, files in /run/lab, dnsmasq, port forwards, the
+// nftables table, mounts, the state folder in dir, held image locks and
+// half-built images.
+func Leaks(name, dir string) []string {
+	prefix := name + "_" // node ids are LAB_NODE
+	var out []string
+	out = append(out, leftNodes(prefix)...)
+	out = append(out, leftNetworks(name)...)
+	for _, pid := range network.ForwardPIDs(name) {
+		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
+	}
+	if b, err := os.ReadFile("/proc/mounts"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "/var/lib/lxc/"+prefix) || strings.Contains(line, "/var/cache/lab/") {
+				out = append(out, "mount "+line)
+			}
+		}
+	}
+	if dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, ".lab")); err == nil {
+			out = append(out, "state "+filepath.Join(dir, ".lab"))
+		}
+	}
+	return append(out, leftImageBuilds()...)
+}
+
+// leftNodes are containers and VMs (and VM files) whose id has the prefix.
+func leftNodes(prefix string) []string {
+	var out []string
+	if entries, err := os.ReadDir("/var/lib/lxc"); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, "container /var/lib/lxc/"+e.Name())
+			}
+		}
+	}
+	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err == nil {
+		if b, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output(); err == nil {
+			for _, d := range strings.Fields(string(b)) {
+				if strings.HasPrefix(d, prefix) {
+					out = append(out, "libvirt domain "+d)
+				}
+			}
+		}
+	}
+	if disks, _ := filepath.Glob("/var/lib/lab/libvirt/" + prefix + "*"); len(disks) > 0 {
+		out = append(out, "VM files "+strings.Join(disks, " "))
+	}
+	return out
+}
+
+// leftNetworks are the lab's bridges (lab-NAME-N), their files and
+// dnsmasq, and its nftables table.
+func leftNetworks(name string) []string {
+	var out []string
+	bridge := regexp.MustCompile(`^lab-` + regexp.QuoteMeta(name) + `-[0-9]+$`)
+	if links, err := os.ReadDir("/sys/class/net"); err == nil {
+		for _, l := range links {
+			if bridge.MatchString(l.Name()) {
+				out = append(out, "bridge "+l.Name())
+			}
+		}
+	}
+	if files, err := os.ReadDir("/run/lab"); err == nil {
+		for _, f := range files {
+			if br, _, _ := strings.Cut(f.Name(), "."); bridge.MatchString(br) {
+				out = append(out, "file /run/lab/"+f.Name())
+			}
+		}
+	}
+	confRe := regexp.MustCompile(`/run/lab/lab-` + regexp.QuoteMeta(name) + `-[0-9]+\.conf`)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("dnsmasq")) || !confRe.Match(b) {
+			continue
+		}
+		stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // exited; waiting for init to reap it
+		}
+		out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " ")+" ("+p+")")
+	}
+	if b, err := exec.Command("nft", "list", "tables").Output(); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "table inet "+network.Table(name) {
+				out = append(out, "nftables "+line)
+			}
+		}
+	}
+	return out
+}
+
+// leftImageBuilds are held image build locks and half-built images.
+func leftImageBuilds() []string {
+	var out []string
+	locks, _ := filepath.Glob("/var/cache/lab/images/.*.lock")
+	for _, p := range locks {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			out = append(out, "held image lock "+p)
+		} else {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}
+	builds, _ := filepath.Glob("/var/cache/lab/images/.build-*")
+	for _, b := range builds {
+		out = append(out, "half-built image "+b)
+	}
+	return out
+}
