@@ -42,6 +42,14 @@ func (c *call) destroyAll() error {
 		if err := c.destroyNodes(st.NodeNames()); err != nil {
 			return err
 		}
+		if c.e.Networks != nil {
+			if err := c.e.Networks.RemoveDelays(c.ctx, st.Lab); err != nil {
+				return err
+			}
+			if err := c.e.Networks.RemovePolicy(c.ctx, st.Lab); err != nil {
+				return err
+			}
+		}
 		for name, n := range st.Networks {
 			if err := c.removeNetwork(name, n); err != nil {
 				return err

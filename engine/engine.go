@@ -36,6 +36,12 @@ type Networks interface {
 	CheckFree(ctx context.Context, subnet netip.Prefix, bridge string) error
 	// Preflight says why a network cannot be made, changing nothing.
 	Preflight(ctx context.Context, lab string, n network.Net) error
+	// ApplyPolicy puts a lab's firewall, anti-spoofing and partitions in
+	// force; RemovePolicy lifts them.
+	ApplyPolicy(ctx context.Context, p network.Policy) error
+	RemovePolicy(ctx context.Context, lab string) error
+	// RemoveDelays ends a lab's delay lines and their rules.
+	RemoveDelays(ctx context.Context, lab string) error
 }
 
 // Provisioner runs a node's provisioning steps and health checks, through

@@ -45,6 +45,7 @@ type fakeNets struct {
 	mu      sync.Mutex
 	bridges map[string]bool
 	hosts   map[string]string
+	policy  *network.Policy
 }
 
 func (f *fakeNets) Ensure(_ context.Context, _ string, n network.Net) error {
@@ -67,6 +68,19 @@ func (f *fakeNets) Remove(_ context.Context, _, br string) error {
 }
 func (f *fakeNets) CheckFree(context.Context, netip.Prefix, string) error { return nil }
 func (f *fakeNets) Preflight(context.Context, string, network.Net) error  { return nil }
+func (f *fakeNets) ApplyPolicy(_ context.Context, p network.Policy) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.policy = &p
+	return nil
+}
+func (f *fakeNets) RemoveDelays(context.Context, string) error { return nil }
+func (f *fakeNets) RemovePolicy(context.Context, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.policy = nil
+	return nil
+}
 
 // fakeProv records the order nodes were provisioned in.
 type fakeProv struct {

@@ -36,6 +36,8 @@ const (
 	PhaseFailed    = "failed"
 	PhaseSkipped   = "skipped"
 	PhaseLock      = "lock"
+	PhaseFirewall  = "firewall"
+	PhaseFault     = "fault"
 )
 
 // Sink receives events. It must be safe for concurrent use.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/providers"
@@ -87,6 +88,15 @@ func (e *Engine) FindLeftovers(ctx context.Context, name string) ([]Leftover, er
 				remove: func(context.Context) error { network.StopForwardPID(lab, pid); return nil }})
 		}
 	}
+	for lab, pids := range network.FindDelays() {
+		if !want(lab) {
+			continue
+		}
+		for _, pid := range pids {
+			out = append(out, Leftover{Lab: lab, Kind: "forward", Name: fmt.Sprintf("delay line pid %d", pid),
+				remove: func(ctx context.Context) error { return network.RemoveDelays(ctx, lab) }})
+		}
+	}
 	for _, b := range network.FindBridges() {
 		if !want(b.Lab) {
 			continue
@@ -99,7 +109,7 @@ func (e *Engine) FindLeftovers(ctx context.Context, name string) ([]Leftover, er
 		if !want(lab) {
 			continue
 		}
-		out = append(out, Leftover{Lab: lab, Kind: "nftables", Name: "table inet " + network.Table(lab),
+		out = append(out, Leftover{Lab: lab, Kind: "nftables", Name: "tables of lab_" + strings.ReplaceAll(lab, "-", "_") + " (inet, bridge, netdev)",
 			remove: func(ctx context.Context) error { return network.RemoveTable(ctx, lab) }})
 	}
 	markLive(out)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
@@ -20,6 +21,10 @@ type NodeStatus struct {
 	// Provisioned: "done", "failed", "pending" or "" when not created.
 	Provisioned string `json:"provisioned,omitempty"`
 	Note        string `json:"note,omitempty"`
+	// Firewall is what the node accepts, as in force; absent: everything.
+	Firewall []string `json:"firewall,omitempty"`
+	// Faults are the ids of the faults in force on the node.
+	Faults []string `json:"faults,omitempty"`
 }
 
 // Status reports every node of the topology and every recorded node.
@@ -40,6 +45,7 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 			s.ID, s.Provider = rec.ID, rec.Provider
 			s.State = string(obs[n.Name])
 			s.Provisioned, s.Note = recordStatus(rec, n)
+			s.Firewall, s.Faults = st.Firewall[n.Name], faultsOn(st, n.Name)
 		}
 		out = append(out, s)
 	}
@@ -52,6 +58,20 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 			Addresses: rec.Addresses, Note: "not in the lab file: lab up destroys it"})
 	}
 	return out, lab, nil
+}
+
+// faultsOn lists the ids of the faults in force on a node.
+func faultsOn(st *state.State, node string) []string {
+	var out []string
+	for id, f := range st.Faults {
+		for _, n := range f.Nodes {
+			if n == node {
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // recordStatus is what the record says of a node's provisioning, and a note.

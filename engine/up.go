@@ -29,6 +29,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	if err := c.prepare(p); err != nil {
 		return p, err
 	}
+	if err := c.dropFaultsOf(p.Nodes(plan.Destroy)); err != nil {
+		return p, err
+	}
 	if err := c.destroyNodes(p.Nodes(plan.Destroy, plan.Replace)); err != nil {
 		return p, err
 	}
@@ -60,7 +63,11 @@ func (c *call) prepare(p *plan.Plan) error {
 	if err := c.checkPorts(); err != nil {
 		return err
 	}
-	return c.upNetworks()
+	if err := c.upNetworks(); err != nil {
+		return err
+	}
+	// Before any node starts: no node ever runs unguarded.
+	return c.applyPolicy()
 }
 
 // runNodes runs the graph of every node: boot, then provisioning in
@@ -74,10 +81,20 @@ func (c *call) runNodes(p *plan.Plan, images map[string]*image.Image, opts UpOpt
 		return err
 	}
 	boot := func(n topology.Node) func(context.Context) error {
-		return func(ctx context.Context) error { return c.bootNode(ctx, n, actions[n.Name], images[n.Name]) }
+		return func(ctx context.Context) error {
+			if c.held(n.Name) {
+				return nil
+			}
+			return c.bootNode(ctx, n, actions[n.Name], images[n.Name])
+		}
 	}
 	prov := func(n topology.Node) func(context.Context) error {
-		return func(ctx context.Context) error { return c.provisionNode(ctx, n, opts.Provision) }
+		return func(ctx context.Context) error {
+			if c.held(n.Name) {
+				return nil
+			}
+			return c.provisionNode(ctx, n, opts.Provision)
+		}
 	}
 	ue, err := c.runGraph(c.lab.Nodes, c.graph(c.lab.Nodes, boot, prov))
 	if err != nil {
@@ -93,6 +110,20 @@ func (c *call) runNodes(p *plan.Plan, images map[string]*image.Image, opts UpOpt
 		return fmt.Errorf("interrupted; state saved; not finished: %s (lab up resumes, lab destroy removes): %w", strings.Join(half, ", "), c.ctx.Err())
 	}
 	return ue.orNil()
+}
+
+// held tells whether a pause or kill fault holds a node: up leaves it as
+// the fault made it, and says so.
+func (c *call) held(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.st.Faults {
+		if (f.Kind == FaultPause || f.Kind == FaultKill) && len(f.Nodes) == 1 && f.Nodes[0] == node {
+			c.emit(node, PhaseSkipped, "fault %s (%s) in force: lab fault heal %s", f.ID, f.Kind, f.ID)
+			return true
+		}
+	}
+	return false
 }
 
 // upNetworks makes the lab file's networks and removes those it no longer has.

@@ -25,6 +25,9 @@ func Leaks(name, dir string) []string {
 	for _, pid := range network.ForwardPIDs(name) {
 		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
 	}
+	for _, pid := range network.DelayPIDs(name) {
+		out = append(out, fmt.Sprintf("delay line pid %d", pid))
+	}
 	if b, err := os.ReadFile("/proc/mounts"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.Contains(line, "/var/lib/lxc/"+prefix) || strings.Contains(line, "/var/cache/lab/") {
@@ -99,7 +102,9 @@ func leftNetworks(name string) []string {
 	}
 	if b, err := exec.Command("nft", "list", "tables").Output(); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.TrimSpace(line) == "table inet "+network.Table(name) {
+			switch strings.TrimSpace(line) {
+			case "table inet " + network.Table(name), "table inet " + network.PolicyTable(name), "table bridge " + network.Table(name),
+				"table netdev " + network.DelayTable(name):
 				out = append(out, "nftables "+line)
 			}
 		}

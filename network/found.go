@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -54,28 +55,70 @@ func FindBridges() []FoundBridge {
 	return out
 }
 
-// FindTables lists the labs that have an nftables table (lab_NAME).
+// FindTables lists the labs that have an nftables table: inet lab_NAME
+// (the drop rules), inet lab_NAME.policy and bridge lab_NAME (the policy).
 func FindTables(ctx context.Context) []string {
-	out, err := run(ctx, "nft", "list", "tables", "inet")
+	out, err := run(ctx, "nft", "list", "tables")
 	if err != nil {
 		return nil
 	}
+	seen := map[string]bool{}
 	var labs []string
 	for _, line := range strings.Split(out, "\n") {
-		if t, ok := strings.CutPrefix(strings.TrimSpace(line), "table inet lab_"); ok && t != "" {
-			labs = append(labs, strings.ReplaceAll(t, "_", "-"))
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "table" || (f[1] != "inet" && f[1] != "bridge" && f[1] != "netdev") {
+			continue
+		}
+		t, ok := strings.CutPrefix(f[2], "lab_")
+		if !ok || t == "" {
+			continue
+		}
+		t, _, _ = strings.Cut(t, ".") // lab_NAME.policy, lab_NAME.delay
+		lab := strings.ReplaceAll(t, "_", "-")
+		if !seen[lab] {
+			seen[lab] = true
+			labs = append(labs, lab)
 		}
 	}
 	return labs
 }
 
-// RemoveTable deletes a lab's nftables table, if it is there.
+// RemoveTable deletes a lab's nftables tables, those that are there.
 func RemoveTable(ctx context.Context, lab string) error {
+	if err := RemoveDelays(ctx, lab); err != nil {
+		return err
+	}
+	if err := RemovePolicy(ctx, lab); err != nil {
+		return err
+	}
 	if _, err := run(ctx, "nft", "list", "table", "inet", Table(lab)); err != nil {
 		return nil
 	}
 	_, err := run(ctx, "nft", "delete", "table", "inet", Table(lab))
 	return err
+}
+
+// FindDelays lists the delay lines of every lab: lab → PIDs.
+func FindDelays() map[string][]int {
+	out := map[string][]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		tag, _, _ := strings.Cut(string(b), "\x00")
+		rest, ok := strings.CutPrefix(tag, "lab-delay:")
+		lab, _, _ := strings.Cut(rest, ":")
+		if !ok || lab == "" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if alive(pid) {
+			out[lab] = append(out[lab], pid)
+		}
+	}
+	return out
 }
 
 // FindForwards lists the socat port forwards of every lab: lab → PIDs.

@@ -44,6 +44,15 @@ type Plan struct {
 	Lab      string        `json:"lab"`
 	Steps    []Step        `json:"steps"`
 	Networks []NetworkStep `json:"networks"` // networks to create
+	// Firewall lists guarded nodes whose rules up would set, change or lift.
+	Firewall []FirewallStep `json:"firewall"`
+}
+
+// FirewallStep is a change of what one node accepts.
+type FirewallStep struct {
+	Node   string   `json:"node"`
+	Action Action   `json:"action"` // create, replace (rules change), destroy (firewall lifted)
+	Rules  []string `json:"rules"`  // what it will accept (empty: everything, after destroy)
 }
 
 // NetworkStep is a network `lab up` would make.
@@ -64,7 +73,7 @@ func Diff(lab *topology.Lab, st *state.State, obs Observed, images map[string]st
 	if st == nil {
 		st = state.New(lab.Name, "")
 	}
-	p := &Plan{Version: SchemaVersion, Lab: lab.Name, Steps: []Step{}, Networks: []NetworkStep{}}
+	p := &Plan{Version: SchemaVersion, Lab: lab.Name, Steps: []Step{}, Networks: []NetworkStep{}, Firewall: firewallSteps(lab, st)}
 	for _, n := range lab.Networks {
 		if _, ok := st.Networks[n.Name]; !ok {
 			p.Networks = append(p.Networks, NetworkStep{Network: n.Name, Action: Create, Bridge: n.Bridge, Subnet: n.Subnet.String(), Address: n.Gateway.String()})
@@ -101,6 +110,10 @@ func Diff(lab *topology.Lab, st *state.State, obs Observed, images map[string]st
 		default:
 			s.Action = Keep
 		}
+		if f := stopped(st, n.Name); f != nil && (s.Action == Start || s.Action == Provision) {
+			// lab up leaves faults in force: heal them with lab fault heal.
+			s.Action, s.Reason = Keep, fmt.Sprintf("fault %s (%s) in force: lab fault heal %s", f.ID, f.Kind, f.ID)
+		}
 		p.Steps = append(p.Steps, s)
 	}
 	// Nodes to remove: highest index first within a role, so scale-down
@@ -131,6 +144,45 @@ func Diff(lab *topology.Lab, st *state.State, obs Observed, images map[string]st
 	return p
 }
 
+// stopped is a pause or kill fault in force on a node, or nil.
+func stopped(st *state.State, node string) *state.Fault {
+	for _, f := range st.Faults {
+		if (f.Kind == "pause" || f.Kind == "kill") && len(f.Nodes) == 1 && f.Nodes[0] == node {
+			return f
+		}
+	}
+	return nil
+}
+
+// firewallSteps compares each node's rules with the ones in force.
+func firewallSteps(lab *topology.Lab, st *state.State) []FirewallStep {
+	out := []FirewallStep{}
+	want := lab.FirewallLines()
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	for n := range st.Firewall {
+		if _, ok := want[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, inWant := want[n]
+		old, inForce := st.Firewall[n]
+		switch {
+		case !inWant:
+			out = append(out, FirewallStep{Node: n, Action: Destroy, Rules: []string{}})
+		case !inForce:
+			out = append(out, FirewallStep{Node: n, Action: Create, Rules: w})
+		case strings.Join(w, "\n") != strings.Join(old, "\n"):
+			out = append(out, FirewallStep{Node: n, Action: Replace, Rules: w})
+		}
+	}
+	return out
+}
+
 // Nodes returns the names of the nodes with one of the actions.
 func (p *Plan) Nodes(actions ...Action) []string {
 	var out []string
@@ -146,7 +198,7 @@ func (p *Plan) Nodes(actions ...Action) []string {
 
 // Changes tells whether the plan does anything.
 func (p *Plan) Changes() bool {
-	if len(p.Networks) > 0 {
+	if len(p.Networks) > 0 || len(p.Firewall) > 0 {
 		return true
 	}
 	for _, s := range p.Steps {
@@ -172,6 +224,13 @@ func (p *Plan) String() string {
 			line += " (" + s.Reason + ")"
 		}
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	for _, f := range p.Firewall {
+		what := map[Action]string{Create: "set", Replace: "change", Destroy: "lift (accepts everything)"}[f.Action]
+		fmt.Fprintf(&b, "  # firewall %-10s %s\n", f.Node, what)
+		for _, r := range f.Rules {
+			fmt.Fprintf(&b, "      accept %s\n", r)
+		}
 	}
 	fmt.Fprintf(&b, "%d to create, %d to replace, %d to start, %d to provision, %d to destroy, %d unchanged\n",
 		counts[Create], counts[Replace], counts[Start], counts[Provision], counts[Destroy], counts[Keep])

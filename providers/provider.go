@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -50,6 +51,7 @@ const (
 	Absent  State = "absent"
 	Stopped State = "stopped"
 	Running State = "running"
+	Paused  State = "paused"
 	Unknown State = "unknown"
 )
 
@@ -181,6 +183,16 @@ func WaitSystemd(ctx context.Context, p Provider, n Node, poll time.Duration) er
 	}
 }
 
+// PortName is the host-side interface of a node's i-th network interface
+// (the veth of a container, the tap of a VM): fixed, so that the host's
+// firewall and fault rules can name it before the node starts, and short
+// enough for Linux (15 characters).
+func PortName(lab, node string, i int) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%s", lab, node)
+	return fmt.Sprintf("v%08x-%d", h.Sum32(), i)
+}
+
 // Broadcast is the broadcast address of an interface's subnet.
 func Broadcast(p netip.Prefix) string {
 	a := p.Masked().Addr().As4()
@@ -198,6 +210,19 @@ type Found struct {
 	Node     string
 	Owner    string // the lab's state folder, "" when not recorded (older nodes)
 	State    State
+}
+
+// Pauser is a provider that can freeze every process of a node and thaw
+// them again, without a reboot (Info.Pause).
+type Pauser interface {
+	Pause(ctx context.Context, n Node) error
+	Resume(ctx context.Context, n Node) error
+}
+
+// Killer is a provider that can stop a node hard: no clean shutdown, as a
+// power cut or an OOM kill of the whole machine.
+type Killer interface {
+	Kill(ctx context.Context, n Node) error
 }
 
 // Lister is a provider that can list the nodes lab made with it.

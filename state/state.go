@@ -28,6 +28,23 @@ type State struct {
 	Networks map[string]*Network `json:"networks"`
 	Nodes    map[string]*Node    `json:"nodes"`
 	Forwards map[string]*Forward `json:"forwards,omitempty"`
+	// Firewall is what each guarded node accepts, as applied (node → rules).
+	Firewall map[string][]string `json:"firewall,omitempty"`
+	// Faults in force, by id; NextFault numbers the next one.
+	Faults    map[string]*Fault `json:"faults,omitempty"`
+	NextFault int               `json:"next_fault,omitempty"`
+}
+
+// Fault is an impairment in force: a partition, a delay, a paused or
+// killed node.
+type Fault struct {
+	ID      string            `json:"id"`
+	Kind    string            `json:"kind"`    // partition, delay, pause, kill
+	Targets []string          `json:"targets"` // as the user named them
+	Nodes   []string          `json:"nodes"`   // the nodes it touches
+	Params  map[string]string `json:"params,omitempty"`
+	Since   time.Time         `json:"since"`
+	PID     int               `json:"pid,omitempty"` // a delay line's process
 }
 
 // Forward is a running port forward (socat) from the host to a node.
@@ -87,7 +104,7 @@ const (
 
 // New returns an empty state for a lab.
 func New(lab, file string) *State {
-	return &State{Version: Version, Lab: lab, File: file, Networks: map[string]*Network{}, Nodes: map[string]*Node{}, Forwards: map[string]*Forward{}}
+	return &State{Version: Version, Lab: lab, File: file, Networks: map[string]*Network{}, Nodes: map[string]*Node{}, Forwards: map[string]*Forward{}, Faults: map[string]*Fault{}}
 }
 
 // NodeNames returns the recorded nodes' names, sorted by role then index.
@@ -108,7 +125,7 @@ func (s *State) NodeNames() []string {
 
 // Empty tells whether nothing is recorded.
 func (s *State) Empty() bool {
-	return len(s.Nodes) == 0 && len(s.Networks) == 0 && len(s.Forwards) == 0
+	return len(s.Nodes) == 0 && len(s.Networks) == 0 && len(s.Forwards) == 0 && len(s.Faults) == 0
 }
 
 // Store is a lab's .lab folder.
@@ -158,6 +175,9 @@ func (s *Store) Load() (*State, error) {
 	if st.Forwards == nil {
 		st.Forwards = map[string]*Forward{}
 	}
+	if st.Faults == nil {
+		st.Faults = map[string]*Fault{}
+	}
 	return &st, nil
 }
 
@@ -200,6 +220,11 @@ func (st *State) check() error {
 	for k, f := range st.Forwards {
 		if f == nil {
 			return fmt.Errorf("forwards.%s is null", k)
+		}
+	}
+	for k, f := range st.Faults {
+		if f == nil || f.ID != k {
+			return fmt.Errorf("faults.%s is null or records another id", k)
 		}
 	}
 	return nil

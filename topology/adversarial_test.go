@@ -121,3 +121,26 @@ func TestSourcesStayInTheLabFolder(t *testing.T) {
 	require.Error(t, err, "the fifo in the folder is refused")
 	assert.Contains(t, err.Error(), "fifo is a FIFO, not a regular file")
 }
+
+// A firewall names roles, nodes, networks and host, with ports and ranges;
+// an empty one accepts nothing, a missing one everything.
+func TestFirewallParses(t *testing.T) {
+	top, err := parse(t, `name: x
+networks: [{name: lan}, {name: dev}]
+nodes:
+  - {role: nginx, count: 2}
+  - role: pg
+    firewall:
+      - allow: {from: [nginx, pg1, dev], tcp: [5432, "8000-8010"]}
+      - allow: {from: [host], udp: [53], icmp: true}
+  - {role: closed, firewall: []}
+`)
+	require.NoError(t, err)
+	pg := top.RoleByName("pg")
+	require.True(t, pg.HasFirewall())
+	assert.Equal(t, []PortRange{{5432, 5432}, {8000, 8010}}, pg.Firewall[0].Allow.TCP)
+	assert.Equal(t, "8000-8010", pg.Firewall[0].Allow.TCP[1].String())
+	assert.True(t, pg.Firewall[1].Allow.ICMP)
+	assert.True(t, top.RoleByName("closed").HasFirewall())
+	assert.False(t, top.RoleByName("nginx").HasFirewall())
+}

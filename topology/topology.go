@@ -74,6 +74,8 @@ type Role struct {
 	Health    []Check  `yaml:"health"`
 	Ports     []Port   `yaml:"ports"`
 	SSH       *bool    `yaml:"ssh"`
+	// Firewall, when given (even empty), is all the traffic its nodes accept.
+	Firewall []Rule `yaml:"firewall"`
 }
 
 // SSHEnabled tells whether the role's nodes run sshd with the lab's key.

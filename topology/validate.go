@@ -275,6 +275,7 @@ func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, strin
 			validateCheck(at, fmt.Sprintf("%s[%d]", rp("health"), j), c)
 		}
 		validatePorts(at, rp("ports"), r, hostPorts)
+		t.validateFirewall(at, rp("firewall"), r)
 	}
 	if cyc := t.afterCycle(); cyc != nil {
 		i := roles[cyc[0]]

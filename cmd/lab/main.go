@@ -38,7 +38,8 @@ func exitCode(err error) int {
 	}
 	var ue usageError
 	var unk *engine.UnknownNodeError
-	if errors.As(err, &ue) || errors.As(err, &unk) || topology.IsTopologyError(err) {
+	var bad *engine.UsageError
+	if errors.As(err, &ue) || errors.As(err, &unk) || errors.As(err, &bad) || topology.IsTopologyError(err) {
 		return exitUsage
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") {

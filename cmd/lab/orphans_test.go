@@ -93,7 +93,7 @@ nodes: [{role: n, count: 2}]
 	require.NoError(t, os.RemoveAll(filepath.Join(web.Dir, ".lab")))
 
 	out := web.MustRun("destroy", "--name", "itweb", "--dry-run")
-	for _, want := range []string{"itweb_n1 (lxc)", "itweb_n2 (lxc)", "lab-itweb-0", "lab-itweb-1", "table inet lab_itweb", "socat pid"} {
+	for _, want := range []string{"itweb_n1 (lxc)", "itweb_n2 (lxc)", "lab-itweb-0", "lab-itweb-1", "tables of lab_itweb", "socat pid"} {
 		assert.Contains(t, out, want)
 	}
 	assert.NotContains(t, out, "itweb2")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,8 +27,12 @@ func newStatus(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			faults, err := e.Faults(cmd.Context(), top)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns, "forwards": fw})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns, "forwards": fw, "faults": faults})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
@@ -39,6 +44,14 @@ func newStatus(a *app) *cobra.Command {
 			}
 			for _, f := range fw {
 				fmt.Fprintf(cmd.OutOrStdout(), "forward %s:%d → %s (%s)\n", f.Address, f.Host, f.Node, f.Target)
+			}
+			for _, f := range faults {
+				fmt.Fprintf(cmd.OutOrStdout(), "fault %s: %s %s since %s (lab fault heal %s)\n", f.ID, f.Kind, strings.Join(f.Targets, " "), f.Since.Local().Format(time.TimeOnly), f.ID)
+			}
+			for _, s := range ns {
+				for _, r := range s.Firewall {
+					fmt.Fprintf(cmd.OutOrStdout(), "firewall %s: accepts %s\n", s.Name, r)
+				}
 			}
 			return nil
 		}),

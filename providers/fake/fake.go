@@ -220,3 +220,33 @@ func (p *Provider) Peak() int {
 	defer p.mu.Unlock()
 	return p.peak
 }
+
+// Pause freezes a running node.
+func (p *Provider) Pause(ctx context.Context, n providers.Node) error {
+	defer p.end()
+	if err := p.begin(ctx, "pause", n, nil); err != nil {
+		return err
+	}
+	p.set(n, providers.Paused)
+	return nil
+}
+
+// Resume thaws it.
+func (p *Provider) Resume(ctx context.Context, n providers.Node) error {
+	defer p.end()
+	if err := p.begin(ctx, "resume", n, nil); err != nil {
+		return err
+	}
+	p.set(n, providers.Running)
+	return nil
+}
+
+// Kill stops a node hard.
+func (p *Provider) Kill(ctx context.Context, n providers.Node) error {
+	defer p.end()
+	if err := p.begin(ctx, "kill", n, nil); err != nil {
+		return err
+	}
+	p.set(n, providers.Stopped)
+	return nil
+}

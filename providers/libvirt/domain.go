@@ -60,9 +60,10 @@ func (p *Provider) DomainXML(n providers.Node, base *vmBase, accel string) strin
 		fmt.Fprintf(&b, `    <interface type='bridge'>
       <mac address='%s'/>
       <source bridge='%s'/>
+      <target dev='%s'/>
       <model type='virtio'/>
     </interface>
-`, mac(n.Lab, n.Name, i), ifc.Bridge)
+`, mac(n.Lab, n.Name, i), ifc.Bridge, providers.PortName(n.Lab, n.Name, i))
 	}
 	fmt.Fprintf(&b, `    <serial type='file'>
       <source path='%s' append='off'/>

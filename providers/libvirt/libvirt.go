@@ -81,7 +81,7 @@ type Provider struct {
 }
 
 // Info: local VMs on lab's bridges, through the local libvirtd.
-func (p *Provider) Info() providers.Info { return providers.Info{} }
+func (p *Provider) Info() providers.Info { return providers.Info{Pause: true} }
 
 func (p *Provider) Name() string { return "libvirt" }
 
@@ -288,6 +288,8 @@ func (p *Provider) State(ctx context.Context, n providers.Node) (providers.State
 		return providers.Running, nil
 	case golibvirt.DomainShutoff:
 		return providers.Stopped, nil
+	case golibvirt.DomainPaused:
+		return providers.Paused, nil
 	}
 	return providers.Unknown, nil
 }

@@ -51,9 +51,9 @@ type Provider struct {
 // New returns a provider keeping containers in path.
 func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * time.Millisecond} }
 
-// Info: local, privileged containers on lab's bridges; snapshots and pause
-// come with the issues that build them.
-func (p *Provider) Info() providers.Info { return providers.Info{} }
+// Info: local, privileged containers on lab's bridges, frozen through the
+// cgroup freezer.
+func (p *Provider) Info() providers.Info { return providers.Info{Pause: true} }
 
 func (p *Provider) Name() string { return "lxc" }
 
@@ -89,6 +89,7 @@ func (p *Provider) Config(n providers.Node) string {
 		k := fmt.Sprintf("lxc.net.%d.", i)
 		w(k+"type", "veth")
 		w(k+"link", ifc.Bridge)
+		w(k+"veth.pair", providers.PortName(n.Lab, n.Name, i))
 		w(k+"flags", "up")
 		w(k+"name", fmt.Sprintf("eth%d", i))
 		w(k+"hwaddr", MAC(n.Lab, n.Name, i))
@@ -199,6 +200,9 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	}
 	defer golxc.Release(c)
 	if c.Defined() {
+		if s := c.State(); s == golxc.FROZEN || s == golxc.FREEZING {
+			_ = c.Unfreeze() // a frozen init cannot die
+		}
 		if c.State() != golxc.STOPPED {
 			// Destroy does not need a clean shutdown: kill at once.
 			if err := c.Stop(); err != nil && c.State() != golxc.STOPPED {
@@ -237,6 +241,8 @@ func (p *Provider) State(_ context.Context, n providers.Node) (providers.State, 
 		return providers.Stopped, nil
 	case golxc.STARTING:
 		return providers.Running, nil
+	case golxc.FROZEN, golxc.FREEZING:
+		return providers.Paused, nil
 	}
 	return providers.Unknown, nil
 }

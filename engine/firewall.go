@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/labctl/lab/network"
+	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/topology"
+)
+
+// policy is what the lab's bridges enforce now: every node's port sends
+// only as the node, the guarded nodes' rules, and the partitions in force.
+func (c *call) policy() network.Policy {
+	p := network.Policy{Lab: c.lab.Name}
+	for _, n := range c.lab.Networks {
+		p.Bridges = append(p.Bridges, n.Bridge)
+	}
+	for _, n := range c.lab.Nodes {
+		for i, ifc := range n.Interfaces {
+			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: providers.PortName(c.lab.Name, n.Name, i), Bridge: ifc.Bridge, Addr: ifc.Addr})
+		}
+		if n.Spec.HasFirewall() {
+			p.Guards = append(p.Guards, c.guards(n)...)
+		}
+	}
+	p.Cuts = c.cuts()
+	return p
+}
+
+// guards are a node's rules, one guard per network it is on: each source
+// stands for its addresses on that network.
+func (c *call) guards(n topology.Node) []network.Guard {
+	var out []network.Guard
+	for _, ifc := range n.Interfaces {
+		g := network.Guard{Node: n.Name, Addr: ifc.Addr}
+		for _, rule := range n.Spec.Firewall {
+			a := network.Allowed{ICMP: rule.Allow.ICMP, TCP: ports(rule.Allow.TCP), UDP: ports(rule.Allow.UDP)}
+			for _, f := range rule.Allow.From {
+				addrs, host := c.lab.Sources(f, ifc.Network)
+				a.From = append(a.From, addrs...)
+				a.Host = a.Host || host
+			}
+			g.Allow = append(g.Allow, a)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func ports(ps []topology.PortRange) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// cuts are the partition faults in force, with their sides' addresses.
+func (c *call) cuts() []network.Cut {
+	var out []network.Cut
+	ids := make([]string, 0, len(c.st.Faults))
+	for id, f := range c.st.Faults {
+		if f.Kind == FaultPartition {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		f := c.st.Faults[id]
+		if len(f.Targets) != 2 {
+			continue
+		}
+		cut := network.Cut{ID: id, From: c.addrsOf(f.Targets[0]), To: c.addrsOf(f.Targets[1]), OneWay: f.Params["oneway"] == "true"}
+		if len(cut.From) > 0 && len(cut.To) > 0 {
+			out = append(out, cut)
+		}
+	}
+	return out
+}
+
+// addrsOf is every address of a node, role or network, on any network.
+func (c *call) addrsOf(name string) []netip.Addr {
+	var out []netip.Addr
+	for _, net := range c.lab.Networks {
+		addrs, _ := c.lab.Sources(name, net.Name)
+		for _, a := range addrs {
+			if a.IsSingleIP() {
+				out = append(out, a.Addr())
+				continue
+			}
+			for _, n := range c.lab.Nodes { // a network: its nodes
+				for _, ifc := range n.Interfaces {
+					if ifc.Network == net.Name {
+						out = append(out, ifc.Addr)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// applyPolicy puts the policy in force and records what each guarded node
+// accepts.
+func (c *call) applyPolicy() error {
+	if c.e.Networks == nil {
+		return nil
+	}
+	owned := false
+	for _, n := range c.lab.Networks {
+		owned = owned || c.providerOwns(n)
+	}
+	if owned {
+		return nil // the provider's own network enforces its own rules
+	}
+	if err := c.e.Networks.ApplyPolicy(c.ctx, c.policy()); err != nil {
+		c.emit("", PhaseFailed, "firewall: %v", err)
+		return err
+	}
+	lines := c.lab.FirewallLines()
+	if len(lines) > 0 {
+		var names []string
+		for n := range lines {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		c.emit("", PhaseFirewall, "%s accept only what their roles allow", strings.Join(names, ", "))
+	}
+	return c.update(func() { c.st.Firewall = lines })
+}
