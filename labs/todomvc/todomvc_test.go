@@ -303,6 +303,61 @@ func TestTodoMVC(t *testing.T) {
 	assert.Equal(t, "pg2slot", psql("pg1", "select slot_name from pg_replication_slots order by 1"))
 	resp, b = call(t, "GET", "http://"+nginx1+"/api/todos", nil)
 	assert.Equal(t, 200, resp.StatusCode, string(b))
+
+	faults(t, l)
+}
+
+// fault puts a fault in force and returns its id.
+func fault(t *testing.T, l *labtest.Lab, args ...string) string {
+	id := strings.TrimSpace(l.MustRun(append([]string{"fault"}, args...)...))
+	require.Regexp(t, `^f[0-9]+$`, id)
+	return id
+}
+
+// faults breaks the lab as its users would test it.
+func faults(t *testing.T, l *labtest.Lab) {
+	psql := func(node, sql string) (string, int) {
+		out, c := l.Exec(node, "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-qtAc", sql)
+		return strings.TrimSpace(out), c
+	}
+	// A split between pg1 and pg2: the standby cannot reach its primary;
+	// rows written meanwhile reach it once the split heals.
+	id := fault(t, l, "partition", "pg1", "pg2")
+	_, c := l.Exec("pg2", "pg_isready", "-h", "pg1", "-t", "2")
+	assert.NotEqual(t, 0, c, "pg2 still reaches pg1 through the partition")
+	var split []int
+	for i := 0; i < 3; i++ {
+		resp, b := call(t, "POST", "http://"+nginx1+"/api/todos", map[string]any{"title": fmt.Sprintf("during the split %d", i)})
+		require.Equal(t, 201, resp.StatusCode, string(b))
+		var td todo
+		require.NoError(t, json.Unmarshal(b, &td))
+		split = append(split, td.ID)
+	}
+	l.MustRun("fault", "heal", id)
+	eventually(t, "the rows written during the split reach pg2", 30*time.Second, func() bool {
+		out, c := psql("pg2", fmt.Sprintf("select count(*) from todos where id in (%d, %d, %d)", split[0], split[1], split[2]))
+		return c == 0 && out == "3"
+	})
+
+	// nginx2's node dies hard: every request through nginx1 still succeeds.
+	id = fault(t, l, "kill", "nginx2")
+	assert.Equal(t, "stopped", l.Status()["nginx2"].State)
+	assert.False(t, statusOK("http://"+nginx2+"/api/ready"), "nginx2 still answers after its kill")
+	for i := 0; i < 20; i++ {
+		resp, b := call(t, "GET", "http://"+nginx1+"/api/todos", nil)
+		require.Equal(t, 200, resp.StatusCode, "request %d after killing nginx2: %s", i, b)
+	}
+	l.MustRun("fault", "heal", id)
+	eventually(t, "nginx2 serves again after its reboot", 30*time.Second, func() bool { return statusOK("http://" + nginx2 + "/api/ready") })
+
+	// A slow primary: writes take longer, and still succeed.
+	id = fault(t, l, "delay", "pg1", "300ms")
+	start := time.Now()
+	resp, b := call(t, "POST", "http://"+nginx1+"/api/todos", map[string]any{"title": "slow but sure"})
+	took := time.Since(start)
+	require.Equal(t, 201, resp.StatusCode, string(b))
+	assert.GreaterOrEqual(t, took, 300*time.Millisecond, "the write did not wait for the slow primary")
+	l.MustRun("fault", "heal", id)
 }
 
 func mustRead(t *testing.T, rel string) string {
