@@ -84,8 +84,24 @@ cat /root/hello
 	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
 	assert.Equal(t, 0, c, o)
 
+	// Faults on a VM: a delay on its tap, a partition, a pause.
+	id := faultID(t, l, "delay", "vm1", "200ms")
+	for _, ms := range rtts(t, l, "ct1", "vm1") {
+		assert.GreaterOrEqual(t, ms, 200.0)
+	}
+	l.MustRun("fault", "heal", id)
+	id = faultID(t, l, "partition", "ct1", "vm1")
+	_, c = l.Exec("ct1", "ping", "-c", "1", "-W", "2", "vm1")
+	assert.NotEqual(t, 0, c, "the partition holds for a VM")
+	l.MustRun("fault", "heal", id)
+	id = faultID(t, l, "pause", "vm1")
+	assert.Equal(t, "paused", l.Status()["vm1"].State)
+	l.MustRun("fault", "heal", id)
+	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
+	assert.Equal(t, 0, c, o)
+
 	l.MustRun("destroy")
 	labtest.AssertNoLeaks(t, "it-mix", l.Dir)
-	_, err = os.Stat("/var/lib/lab/libvirt/it-mix-vm1.qcow2")
+	_, err = os.Stat("/var/lib/lab/libvirt/it-mix_vm1.qcow2")
 	assert.True(t, os.IsNotExist(err))
 }
