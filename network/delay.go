@@ -164,21 +164,7 @@ func delayAlive(pid int, lab, id string) bool {
 }
 
 // DelayPIDs lists the delay lines of a lab (for leak checks and cleanup).
-func DelayPIDs(lab string) []int {
-	var out []int
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.HasPrefix(b, []byte("lab-delay:"+lab+":")) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func DelayPIDs(lab string) []int { return taggedProcs("lab-delay:")[lab] }
 
 // RemoveDelays deletes the lab's delay table and ends its delay lines.
 func RemoveDelays(ctx context.Context, lab string) error {

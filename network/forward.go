@@ -101,18 +101,4 @@ func StopForward(pid int, f Forward) {
 }
 
 // ForwardPIDs lists the socat processes of a lab (for leak checks).
-func ForwardPIDs(lab string) []int {
-	var out []int
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.HasPrefix(b, []byte("lab-forward:"+lab+"\x00")) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func ForwardPIDs(lab string) []int { return taggedProcs("lab-forward:")[lab] }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,7 +100,14 @@ func RemoveTable(ctx context.Context, lab string) error {
 }
 
 // FindDelays lists the delay lines of every lab: lab → PIDs.
-func FindDelays() map[string][]int {
+func FindDelays() map[string][]int { return taggedProcs("lab-delay:") }
+
+// FindForwards lists the socat port forwards of every lab: lab → PIDs.
+func FindForwards() map[string][]int { return taggedProcs("lab-forward:") }
+
+// taggedProcs finds the live processes lab started whose argv[0] is
+// PREFIX + LAB (+ ":…"), by lab.
+func taggedProcs(prefix string) map[string][]int {
 	out := map[string][]int{}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -108,7 +116,7 @@ func FindDelays() map[string][]int {
 			continue
 		}
 		tag, _, _ := strings.Cut(string(b), "\x00")
-		rest, ok := strings.CutPrefix(tag, "lab-delay:")
+		rest, ok := strings.CutPrefix(tag, prefix)
 		lab, _, _ := strings.Cut(rest, ":")
 		if !ok || lab == "" {
 			continue
@@ -121,41 +129,9 @@ func FindDelays() map[string][]int {
 	return out
 }
 
-// FindForwards lists the socat port forwards of every lab: lab → PIDs.
-func FindForwards() map[string][]int {
-	out := map[string][]int{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		tag, _, _ := strings.Cut(string(b), "\x00")
-		lab, ok := strings.CutPrefix(tag, "lab-forward:")
-		if !ok {
-			continue
-		}
-		for _, pid := range ForwardPIDs(lab) {
-			if !contains(out[lab], pid) {
-				out[lab] = append(out[lab], pid)
-			}
-		}
-	}
-	return out
-}
-
 // StopForwardPID ends a lab's socat by PID, if it still is one of that lab's.
 func StopForwardPID(lab string, pid int) {
-	if contains(ForwardPIDs(lab), pid) {
+	if slices.Contains(ForwardPIDs(lab), pid) {
 		stopPID(pid)
 	}
-}
-
-func contains(l []int, v int) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/fsx"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/fsx"
 )
 
 // RunDir holds dnsmasq's configuration, hosts file and PID file, one set per
