@@ -13,19 +13,22 @@ import (
 // policy is what the lab's bridges enforce now: every node's port sends
 // only as the node, the guarded nodes' rules, and the partitions in force.
 func (c *call) policy() network.Policy {
-	p := network.Policy{Lab: c.lab.Name}
+	p := network.Policy{Lab: c.lab.Name, Bridges: map[string]bool{}}
+	p.Cuts = c.cuts()
 	for _, n := range c.lab.Networks {
-		p.Bridges = append(p.Bridges, n.Bridge)
+		p.Bridges[n.Bridge] = len(p.Cuts) > 0
 	}
 	for _, n := range c.lab.Nodes {
 		for i, ifc := range n.Interfaces {
 			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: providers.PortName(c.lab.Name, n.Name, i), Bridge: ifc.Bridge, Addr: ifc.Addr})
+			if n.Spec.HasFirewall() {
+				p.Bridges[ifc.Bridge] = true
+			}
 		}
 		if n.Spec.HasFirewall() {
 			p.Guards = append(p.Guards, c.guards(n)...)
 		}
 	}
-	p.Cuts = c.cuts()
 	return p
 }
 

@@ -74,8 +74,11 @@ func (c *call) heal(f *state.Fault) error {
 	var err error
 	switch f.Kind {
 	case FaultPartition:
-		if err = c.update(func() { delete(c.st.Faults, f.ID) }); err == nil {
-			err = c.applyPolicy()
+		if err = c.update(func() { delete(c.st.Faults, f.ID) }); err != nil {
+			return err
+		}
+		if err = c.applyPolicy(); err != nil {
+			_ = c.update(func() { c.st.Faults[f.ID] = f }) // still in force
 		}
 		return err
 	case FaultDelay:

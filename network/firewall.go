@@ -23,11 +23,15 @@ import (
 //     lab's bridges pass it to the inet hooks, nf_call_iptables), so replies
 //     to connections a node opened always pass.
 type Policy struct {
-	Lab     string
-	Ports   []Port
-	Guards  []Guard
-	Cuts    []Cut
-	Bridges []string // every bridge of the lab
+	Lab    string
+	Ports  []Port
+	Guards []Guard
+	Cuts   []Cut
+	// Bridges are the lab's bridges: true for those whose bridged traffic
+	// must reach the inet hooks (a guarded node or a partition is on it).
+	// Only those get nf_call_iptables: it makes the host's own forward
+	// rules (Docker's drop policy, say) apply to their traffic too.
+	Bridges map[string]bool
 }
 
 // Port is a node's host-side interface on a lab bridge, with its address.
@@ -169,13 +173,18 @@ func prefixSet(ps []netip.Prefix) string {
 	return "{ " + strings.Join(s, ", ") + " }"
 }
 
-// ApplyPolicy puts the lab's policy in force: its bridges hand bridged IPv4
-// to the inet hooks (nf_call_iptables, per bridge: no other bridge of the
-// machine changes), then the tables are replaced in one transaction.
+// ApplyPolicy puts the lab's policy in force: the bridges that need it hand
+// bridged IPv4 to the inet hooks (nf_call_iptables, per bridge: no other
+// bridge of the machine changes), then the tables are replaced in one
+// transaction.
 func ApplyPolicy(ctx context.Context, p Policy) error {
-	for _, br := range p.Bridges {
+	for br, on := range p.Bridges {
 		f := filepath.Join("/sys/class/net", br, "bridge", "nf_call_iptables")
-		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
+		v := "0"
+		if on {
+			v = "1"
+		}
+		if err := os.WriteFile(f, []byte(v), 0o644); err != nil && on {
 			return fmt.Errorf("bridge %s: pass bridged traffic to nftables: %w", br, err)
 		}
 	}
