@@ -39,6 +39,9 @@ func (c *call) bootNode(ctx context.Context, n topology.Node, action plan.Action
 		}
 		c.emit(n.Name, PhaseReady, "booted in %.2fs", time.Since(t).Seconds())
 	}
+	if err := c.thawLeftover(ctx, n, prov, tgt); err != nil {
+		return err
+	}
 	if err := c.writeFiles(ctx, n, prov, tgt); err != nil {
 		c.emit(n.Name, PhaseFailed, "%v", err)
 		return err
@@ -64,6 +67,10 @@ func (c *call) createNode(ctx context.Context, n topology.Node, prov providers.P
 		c.emit(n.Name, PhaseFailed, "%v", err)
 		return err
 	}
+	if err := c.fromSnapshot(ctx, n, prov, tgt); err != nil {
+		c.emit(n.Name, PhaseFailed, "%v", err)
+		return err
+	}
 	return c.update(func() { c.st.Nodes[n.Name].Phase = state.PhaseCreated })
 }
 
@@ -83,6 +90,20 @@ func (c *call) startNode(ctx context.Context, n topology.Node, prov providers.Pr
 		return err
 	}
 	return c.update(func() { c.st.Nodes[n.Name].Phase = state.PhaseRunning })
+}
+
+// thawLeftover thaws a node left frozen by a lab command that was killed
+// mid-snapshot (a pause fault never gets here: up leaves such a node alone).
+func (c *call) thawLeftover(ctx context.Context, n topology.Node, prov providers.Provider, tgt providers.Node) error {
+	pp, ok := prov.(providers.Pauser)
+	if !ok {
+		return nil
+	}
+	if st, _ := prov.State(ctx, tgt); st != providers.Paused {
+		return nil
+	}
+	c.emit(n.Name, PhaseStart, "thawed: a lab command that froze it ended before thawing it")
+	return pp.Resume(ctx, tgt)
 }
 
 // writeFiles gives a node what it receives from lab (provision.NodeFiles),

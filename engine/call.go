@@ -24,6 +24,8 @@ type call struct {
 
 	mu     sync.Mutex // guards state writes
 	locked bool
+
+	from *state.Snapshot // up --from: the snapshot new nodes come from
 }
 
 // begin starts a call that only emits events (no lab file, no state).

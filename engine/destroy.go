@@ -13,12 +13,14 @@ import (
 // Destroy removes every node and network the state records, then the state
 // itself. It works from the state alone, so a broken lab file or a
 // half-finished up never stops it.
-func (e *Engine) Destroy(ctx context.Context, labName string) error {
+// With snapshots, the lab's saved snapshots go too; without, they stay in
+// .lab/snapshots for a later restore or up --from.
+func (e *Engine) Destroy(ctx context.Context, labName string, snapshots bool) error {
 	c := e.begin(ctx, labName)
 	if err := c.lock(); err != nil {
 		return err
 	}
-	if err := c.destroyAll(); err != nil {
+	if err := c.destroyAll(snapshots); err != nil {
 		c.close()
 		return err
 	}
@@ -29,7 +31,7 @@ func (e *Engine) Destroy(ctx context.Context, labName string) error {
 	return nil
 }
 
-func (c *call) destroyAll() error {
+func (c *call) destroyAll(snapshots bool) error {
 	st, err := c.e.Store.Load()
 	if err != nil {
 		return err
@@ -56,7 +58,7 @@ func (c *call) destroyAll() error {
 			}
 		}
 	}
-	return c.e.Store.RemoveAll()
+	return c.e.Store.RemoveAll(snapshots)
 }
 
 // destroyNodes removes recorded nodes in parallel.

@@ -308,7 +308,7 @@ func TestInterruptedUpLeavesConsistentState(t *testing.T) {
 	assert.NotEmpty(t, st.Nodes)
 
 	// Destroy after an interruption removes everything.
-	require.NoError(t, e.Destroy(context.Background(), "e"))
+	require.NoError(t, e.Destroy(context.Background(), "e", false))
 	assert.Empty(t, r.p.Nodes())
 	assert.Empty(t, r.nets.bridges)
 	_, err = os.Stat(filepath.Join(r.dir, ".lab"))
@@ -324,7 +324,7 @@ func TestDestroyAfterHalfCreate(t *testing.T) {
 	st, _ := e.Store.Load()
 	require.NotNil(t, st.Nodes["pg2"])
 	assert.Equal(t, state.PhaseCreating, st.Nodes["pg2"].Phase)
-	require.NoError(t, e.Destroy(context.Background(), "e"))
+	require.NoError(t, e.Destroy(context.Background(), "e", false))
 	assert.Empty(t, r.p.Nodes())
 	var destroyed []string
 	for _, c := range r.p.Calls("destroy") {

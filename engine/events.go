@@ -38,6 +38,7 @@ const (
 	PhaseLock      = "lock"
 	PhaseFirewall  = "firewall"
 	PhaseFault     = "fault"
+	PhaseSnapshot  = "snapshot"
 )
 
 // Sink receives events. It must be safe for concurrent use.

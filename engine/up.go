@@ -16,6 +16,11 @@ import (
 // UpOptions tune Up.
 type UpOptions struct {
 	Provision bool // run every provisioning step again
+	// From makes a fresh lab from a whole-lab snapshot: nodes get their saved
+	// disks and provisioning records, so only steps that changed (and those
+	// with run: always) run. Force takes a snapshot the lab file differs from.
+	From  string
+	Force bool
 }
 
 // Up brings the lab to what the topology says.
@@ -25,6 +30,11 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 		return nil, err
 	}
 	defer c.close()
+	if opts.From != "" {
+		if err := c.useSnapshot(opts.From, opts.Force); err != nil {
+			return nil, err
+		}
+	}
 	p := c.plan()
 	if err := c.prepare(p); err != nil {
 		return p, err

@@ -225,6 +225,15 @@ type Killer interface {
 	Kill(ctx context.Context, n Node) error
 }
 
+// Snapshotter is a provider that can copy a node's own disk (its changes,
+// never the shared image) into a folder and put such a copy back
+// (Info.Snapshots). SaveDisk is called on a stopped or paused node;
+// RestoreDisk on a stopped one.
+type Snapshotter interface {
+	SaveDisk(ctx context.Context, n Node, dir string) error
+	RestoreDisk(ctx context.Context, n Node, dir string) error
+}
+
 // Lister is a provider that can list the nodes lab made with it.
 type Lister interface {
 	List(ctx context.Context) ([]Found, error)

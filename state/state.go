@@ -252,8 +252,9 @@ func (s *Store) Remove() error {
 	return os.RemoveAll(s.LogDir())
 }
 
-// RemoveAll deletes the whole .lab folder except the lock (after destroy).
-func (s *Store) RemoveAll() error {
+// RemoveAll deletes the whole .lab folder except the lock and, unless
+// snapshots, the saved snapshots (after destroy).
+func (s *Store) RemoveAll(snapshots bool) error {
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -262,7 +263,7 @@ func (s *Store) RemoveAll() error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == "lock" {
+		if e.Name() == "lock" || (e.Name() == "snapshots" && !snapshots) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(s.Dir, e.Name())); err != nil {

@@ -14,7 +14,7 @@ import (
 func newDestroy(a *app) *cobra.Command {
 	var wait time.Duration
 	var name string
-	var orphans, dryRun bool
+	var orphans, dryRun, snapshots bool
 	c := &cobra.Command{
 		Use:   "destroy [--name NAME | --all-orphans]",
 		Short: "Remove every node, network and record of the lab; leaves nothing behind",
@@ -59,7 +59,7 @@ still there: run lab destroy in its folder. --dry-run only shows.`,
 			e := a.engine(ui)
 			e.LockWait = wait
 			start := time.Now()
-			if err := e.Destroy(cmd.Context(), lab); err != nil {
+			if err := e.Destroy(cmd.Context(), lab, snapshots); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "destroyed (%.2fs)\n", time.Since(start).Seconds())
@@ -69,6 +69,7 @@ still there: run lab destroy in its folder. --dry-run only shows.`,
 	c.Flags().DurationVar(&wait, "wait-lock", 0, "wait this long for another lab command on this lab to finish")
 	c.Flags().StringVar(&name, "name", "", "remove what lab NAME made on this machine, when its state folder is gone")
 	c.Flags().BoolVar(&orphans, "all-orphans", false, "remove what every lab whose state folder is gone left on this machine")
+	c.Flags().BoolVar(&snapshots, "snapshots", false, "remove the lab's saved snapshots too (kept by default)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "with --name or --all-orphans: show what would be removed, remove nothing")
 	return c
 }

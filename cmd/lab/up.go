@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,8 +13,9 @@ import (
 )
 
 func newUp(a *app) *cobra.Command {
-	var asJSON, force bool
+	var asJSON, force, forceFrom bool
 	var wait time.Duration
+	var from string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Create, start and provision the lab; scale it to the counts in the file",
@@ -23,7 +25,16 @@ func newUp(a *app) *cobra.Command {
 			e := a.engine(ui)
 			e.LockWait = wait
 			start := time.Now()
-			_, err := e.Up(cmd.Context(), top, engine.UpOptions{Provision: force})
+			opts := engine.UpOptions{Provision: force, From: from, Force: forceFrom}
+			if from != "" && fileExists(from) && strings.ContainsAny(from, "/.") {
+				snap, err := e.SnapshotImport(cmd.Context(), from, true)
+				if err != nil {
+					ui.Close()
+					return err
+				}
+				opts.From = snap.Name
+			}
+			_, err := e.Up(cmd.Context(), top, opts)
 			ui.Close()
 			if err != nil {
 				return withLogPaths(e, err)
@@ -36,6 +47,8 @@ func newUp(a *app) *cobra.Command {
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON event per line on stdout")
 	c.Flags().BoolVar(&force, "provision", false, "run every provisioning step again")
+	c.Flags().StringVar(&from, "from", "", "make a fresh lab from a whole-lab snapshot: its NAME, or a FILE from lab snapshot export")
+	c.Flags().BoolVar(&forceFrom, "force", false, "with --from: take the snapshot even where the lab file differs (changed steps run)")
 	c.Flags().DurationVar(&wait, "wait-lock", 0, "wait this long for another lab command on this lab to finish (default: fail at once)")
 	return c
 }

@@ -305,6 +305,54 @@ func TestTodoMVC(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode, string(b))
 
 	faults(t, l)
+	snapshots(t, l)
+}
+
+// snapshots saves the whole lab, adds todos, restores: the todos are gone
+// from the primary and the standby, replication streams, discovery sees
+// every node, and every health check passes.
+func snapshots(t *testing.T, l *labtest.Lab) {
+	psql := func(node, sql string) string {
+		out, c := l.Exec(node, "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-qtAc", sql)
+		require.Equal(t, 0, c, "%s: %s", node, sql)
+		return strings.TrimSpace(out)
+	}
+	before := psql("pg1", "select count(*) from todos")
+	_, stderr, code := l.Run("snapshot", "save", "e2e")
+	require.Equal(t, 0, code, stderr)
+	for i := 0; i < 3; i++ {
+		resp, b := call(t, "POST", "http://"+nginx1+"/api/todos", map[string]any{"title": fmt.Sprintf("after the snapshot %d", i)})
+		require.Equal(t, 201, resp.StatusCode, string(b))
+	}
+	eventually(t, "the new rows on pg2", 10*time.Second, func() bool {
+		return psql("pg2", "select count(*) from todos where title like 'after the snapshot%'") == "3"
+	})
+	l.MustRun("snapshot", "restore", "e2e")
+	assert.Equal(t, before, psql("pg1", "select count(*) from todos"), "the primary is back as saved")
+	eventually(t, "pg2 streams again, as saved", 30*time.Second, func() bool {
+		out, c := l.Exec("pg2", "runuser", "-u", "postgres", "--", "psql", "-qtAc", "select status from pg_stat_wal_receiver")
+		return c == 0 && strings.TrimSpace(out) == "streaming"
+	})
+	assert.Equal(t, "0", psql("pg2", "select count(*) from todos where title like 'after the snapshot%'"))
+	nodes := l.Status()
+	eventually(t, "discovery sees every node alive", 30*time.Second, func() bool {
+		_, b := call(t, "GET", "http://"+adm1+"/members.json", nil)
+		var members []struct{ Name, Status string }
+		if json.Unmarshal(b, &members) != nil {
+			return false
+		}
+		alive := 0
+		for _, m := range members {
+			if _, ok := nodes[m.Name]; ok && m.Status == "alive" {
+				alive++
+			}
+		}
+		return alive == len(nodes)
+	})
+	// lab up runs every health check again: all pass.
+	_, stderr, code = l.Run("up")
+	require.Equal(t, 0, code, "health checks after the restore:\n%s", stderr)
+	l.MustRun("snapshot", "rm", "e2e")
 }
 
 // fault puts a fault in force and returns its id.
@@ -397,4 +445,55 @@ func BenchmarkUp(b *testing.B) {
 	b.ReportMetric(med(scales), "scale2to4-s")
 	b.ReportMetric(med(destroys), "destroy-s")
 	b.Logf("todomvc, warm cache: up to all health checks green %.1fs (goal <30s), nginx 2→4 %.1fs, destroy %.2fs", med(ups), med(scales), med(destroys))
+}
+
+// BenchmarkSnapshot reports, for the whole todomvc lab: a save (and how long
+// its nodes were frozen), a restore, and a fresh lab up --from an exported
+// file to every health check green, beside a plain up of the same run.
+func BenchmarkSnapshot(b *testing.B) {
+	labtest.Integration(b)
+	t := &testing.T{}
+	files := copyLab(t, 2)
+	l := labtest.New(b, name, files)
+	l.MustRun("image", "build")
+	file := filepath.Join(b.TempDir(), "todomvc.snap")
+	var ups, saves, restores, froms []time.Duration
+	var frozen []float64
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		l.MustRun("up")
+		ups = append(ups, time.Since(start))
+		start = time.Now()
+		l.MustRun("snapshot", "save", "bench")
+		saves = append(saves, time.Since(start))
+		var list struct {
+			Snapshots []struct {
+				Frozen float64 `json:"frozen_seconds"`
+			} `json:"snapshots"`
+		}
+		if err := json.Unmarshal([]byte(l.MustRun("snapshot", "list", "--json")), &list); err == nil && len(list.Snapshots) > 0 {
+			frozen = append(frozen, list.Snapshots[0].Frozen)
+		}
+		start = time.Now()
+		l.MustRun("snapshot", "restore", "bench")
+		restores = append(restores, time.Since(start))
+		l.MustRun("snapshot", "export", "bench", file)
+		l.MustRun("destroy", "--snapshots")
+		start = time.Now()
+		l.MustRun("up", "--from", file)
+		froms = append(froms, time.Since(start))
+		l.MustRun("destroy", "--snapshots")
+	}
+	med := func(d []time.Duration) float64 {
+		s := append([]time.Duration(nil), d...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2].Seconds()
+	}
+	sort.Float64s(frozen)
+	b.ReportMetric(med(ups), "up-s")
+	b.ReportMetric(med(saves), "save-s")
+	b.ReportMetric(frozen[len(frozen)/2], "frozen-s")
+	b.ReportMetric(med(restores), "restore-s")
+	b.ReportMetric(med(froms), "up-from-s")
+	b.Logf("todomvc: up %.1fs, save %.2fs (frozen %.2fs), restore %.2fs, up --from file %.1fs (%.2fx of up)", med(ups), med(saves), frozen[len(frozen)/2], med(restores), med(froms), med(froms)/med(ups))
 }

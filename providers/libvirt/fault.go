@@ -9,12 +9,16 @@ import (
 	"github.com/labctl/lab/providers"
 )
 
-// Pause suspends the VM: its vCPUs stop, its memory stays.
+// Pause freezes the guest's filesystems through the agent (so a copy of
+// the disk is clean, not only crash-consistent), then suspends the VM: its
+// vCPUs stop, its memory stays.
 func (p *Provider) Pause(_ context.Context, n providers.Node) error {
 	l, d, err := p.domain(n)
 	if err != nil {
 		return err
 	}
+	var frozen int
+	_ = p.agent(n, "guest-fsfreeze-freeze", map[string]any{}, &frozen) // best effort: a VM without it still pauses
 	if err := l.DomainSuspend(d); err != nil {
 		return fmt.Errorf("node %s: pause: %w", n.Name, err)
 	}
@@ -33,6 +37,8 @@ func (p *Provider) Resume(_ context.Context, n providers.Node) error {
 	if err := l.DomainResume(d); err != nil {
 		return fmt.Errorf("node %s: resume: %w", n.Name, err)
 	}
+	var thawed int
+	_ = p.agent(n, "guest-fsfreeze-thaw", map[string]any{}, &thawed)
 	return nil
 }
 

@@ -81,7 +81,7 @@ type Provider struct {
 }
 
 // Info: local VMs on lab's bridges, through the local libvirtd.
-func (p *Provider) Info() providers.Info { return providers.Info{Pause: true} }
+func (p *Provider) Info() providers.Info { return providers.Info{Pause: true, Snapshots: true} }
 
 func (p *Provider) Name() string { return "libvirt" }
 
