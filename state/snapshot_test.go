@@ -42,3 +42,16 @@ func TestSnapshotStore(t *testing.T) {
 	require.NoError(t, s.RemoveSnapshot("s1"))
 	assert.ErrorIs(t, s.RemoveSnapshot("s1"), ErrNoSnapshot)
 }
+
+// destroy keeps snapshots, but an empty snapshots folder does not keep .lab.
+func TestRemoveAllKeepsSnapshots(t *testing.T) {
+	s := Open(filepath.Join(t.TempDir(), ".lab"))
+	require.NoError(t, s.Save(New("x", "lab.yaml")))
+	require.NoError(t, os.MkdirAll(NodeDir(s.SnapshotPath("s1"), "n1"), 0o755))
+	require.NoError(t, s.RemoveAll(false))
+	assert.DirExists(t, s.SnapshotPath("s1"))
+	assert.NoFileExists(t, filepath.Join(s.Dir, "state.json"))
+	require.NoError(t, os.RemoveAll(s.SnapshotPath("s1")))
+	require.NoError(t, s.RemoveAll(false))
+	assert.NoDirExists(t, s.SnapshotDir())
+}

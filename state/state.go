@@ -263,7 +263,12 @@ func (s *Store) RemoveAll(snapshots bool) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == "lock" || (e.Name() == "snapshots" && !snapshots) {
+		if e.Name() == "lock" {
+			continue
+		}
+		if e.Name() == "snapshots" && !snapshots {
+			// Kept for a later restore or up --from; an empty folder goes.
+			_ = os.Remove(filepath.Join(s.Dir, e.Name()))
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(s.Dir, e.Name())); err != nil {
