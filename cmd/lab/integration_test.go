@@ -189,6 +189,12 @@ nohup sh -c 'sleep 1; touch /run/app-ready' >/dev/null 2>&1 &
 	assert.Equal(t, "backends: app1 app2 (10.97.3.31 10.97.3.32)\n", o)
 	o, _ = l.Exec("db1", "stat", "-c", "%a %s", "/etc/motd")
 	assert.Equal(t, "600 19\n", o)
+	// Copying a file into a node leaves the host's file as it was.
+	for rel, mode := range map[string]os.FileMode{"files/motd": 0o644, "scripts/db.sh": 0o755} {
+		fi, err := os.Stat(filepath.Join(l.Dir, rel))
+		require.NoError(t, err)
+		assert.Equal(t, mode, fi.Mode().Perm(), "provisioning changed the mode of the host's %s", rel)
+	}
 	var facts struct {
 		Node  string                            `json:"node"`
 		Roles map[string]struct{ IPs []string } `json:"roles"`

@@ -378,8 +378,8 @@ func (a *attachPipes) close() {
 	}
 }
 
-// inFd gives the attached command its stdin: /dev/null, an *os.File as is,
-// or a pipe fed from the reader.
+// inFd gives the attached command its stdin: /dev/null, a terminal or pipe
+// as it is, or a pipe fed from the reader (or regular file).
 func inFd(r io.Reader, closers *[]io.Closer, wg *sync.WaitGroup) (*os.File, error) {
 	if r == nil {
 		f, err := os.Open(os.DevNull)
@@ -389,8 +389,13 @@ func inFd(r io.Reader, closers *[]io.Closer, wg *sync.WaitGroup) (*os.File, erro
 		*closers = append(*closers, f)
 		return f, nil
 	}
+	// A terminal or pipe is handed over as it is. A regular file never is:
+	// liblxc's attach changes the mode of the descriptors it is given, and
+	// that would change the host file (a lab's own script or source).
 	if f, ok := r.(*os.File); ok {
-		return f, nil
+		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			return f, nil
+		}
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
