@@ -22,7 +22,7 @@ func (c *call) bootNode(ctx context.Context, n topology.Node, action plan.Action
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	tgt := c.e.target(c.lab, n, img)
+	tgt := c.nodeTarget(n, img)
 	switch action {
 	case plan.Create, plan.Replace, plan.Start:
 		if img == nil && c.e.Images != nil {

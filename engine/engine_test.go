@@ -419,3 +419,30 @@ func TestProviderOwnsNetwork(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.nets.bridges["lab-e-0"])
 }
+
+// A node made before ids were LAB_NODE keeps its recorded id: up and
+// provision reach it under that id, not under today's.
+func TestRecordedIDIsUsed(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	st.Nodes["web1"].ID = "e-web1"
+	require.NoError(t, e.Store.Save(st))
+	_, err = e.Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	require.NoError(t, e.Reprovision(context.Background(), r.topo(t, 1, 1), []string{"web1"}, ""))
+	var ids []string
+	for _, c := range r.p.Calls("exec") {
+		if c.Node == "web1" {
+			ids = append(ids, c.ID)
+		}
+	}
+	require.GreaterOrEqual(t, len(ids), 2)
+	assert.Equal(t, "e_web1", ids[0], "the first up made it as LAB_NODE")
+	for _, id := range ids[1:] {
+		assert.Equal(t, "e-web1", id)
+	}
+}

@@ -27,6 +27,19 @@ func (e *Engine) target(lab *topology.Lab, n topology.Node, img *image.Image) pr
 	return t
 }
 
+// nodeTarget is a node of the lab file as its provider knows it, under the
+// id the state records for it when it has one (nodes made before ids were
+// LAB_NODE keep theirs).
+func (c *call) nodeTarget(n topology.Node, img *image.Image) providers.Node {
+	t := c.e.target(c.lab, n, img)
+	c.mu.Lock()
+	if rec := c.st.Nodes[n.Name]; rec != nil && rec.ID != "" {
+		t.ID = rec.ID
+	}
+	c.mu.Unlock()
+	return t
+}
+
 // recordTarget is a recorded node, as its provider knows it.
 func (e *Engine) recordTarget(st *state.State, rec *state.Node) providers.Node {
 	return providers.Node{Lab: st.Lab, Name: rec.Name, ID: rec.ID, Owner: e.owner()}

@@ -46,7 +46,7 @@ func (e *Engine) Reprovision(ctx context.Context, top *topology.Topology, nodes 
 			if err != nil {
 				return err
 			}
-			if err := c.writeFiles(ctx, n, prov, e.target(c.lab, n, nil)); err != nil {
+			if err := c.writeFiles(ctx, n, prov, c.nodeTarget(n, nil)); err != nil {
 				return err
 			}
 			return c.provisionNode(ctx, n, true)
@@ -93,7 +93,7 @@ func (c *call) provisionNode(ctx context.Context, n topology.Node, force bool) e
 		return err
 	}
 	req := provision.Request{
-		Lab: c.lab, Node: n, Target: c.e.target(c.lab, n, nil), Provider: prov, Previous: prev, Force: force, Log: logf,
+		Lab: c.lab, Node: n, Target: c.nodeTarget(n, nil), Provider: prov, Previous: prev, Force: force, Log: logf,
 		Inventory: filepath.Join(c.e.Store.Dir, "inventory.ini"),
 		Progress:  func(msg string) { c.emit(n.Name, PhaseProvision, "%s", msg) },
 	}

@@ -19,6 +19,7 @@ import (
 type Call struct {
 	Op   string
 	Node string
+	ID   string // the provider's id the call was made with
 	Cmd  []string
 	At   time.Time
 }
@@ -55,7 +56,7 @@ func (p *Provider) Name() string { return p.name }
 
 func (p *Provider) begin(ctx context.Context, op string, n providers.Node, cmd []string) error {
 	p.mu.Lock()
-	p.calls = append(p.calls, Call{Op: op, Node: n.Name, Cmd: cmd, At: time.Now()})
+	p.calls = append(p.calls, Call{Op: op, Node: n.Name, ID: n.ID, Cmd: cmd, At: time.Now()})
 	p.active++
 	if p.active > p.peak {
 		p.peak = p.active
