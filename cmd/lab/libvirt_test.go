@@ -100,7 +100,26 @@ cat /root/hello
 	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
 	assert.Equal(t, 0, c, o)
 
-	l.MustRun("destroy")
+	// A VM's snapshot: a file is back as saved after a restore, and the
+	// whole lab (container and VM, frozen together) too.
+	_, c = l.Exec("vm1", "sh", "-c", "echo one > /root/x && sync")
+	require.Equal(t, 0, c)
+	l.MustRun("snapshot", "save", "vm", "vm1")
+	_, c = l.Exec("vm1", "sh", "-c", "echo two > /root/x && sync")
+	require.Equal(t, 0, c)
+	l.MustRun("snapshot", "restore", "vm")
+	o, _ = l.Exec("vm1", "cat", "/root/x")
+	assert.Equal(t, "one\n", o)
+	l.MustRun("snapshot", "save", "all")
+	_, c = l.Exec("ct1", "sh", "-c", "echo two > /root/x && sync")
+	require.Equal(t, 0, c)
+	l.MustRun("snapshot", "restore", "all")
+	o, _ = l.Exec("ct1", "cat", "/root/x")
+	assert.Equal(t, "", strings.TrimSpace(o), "ct1 had no /root/x when saved")
+	o, c = l.Exec("ct1", "ping", "-c", "1", "-W", "5", "vm1")
+	assert.Equal(t, 0, c, o)
+
+	l.MustRun("destroy", "--snapshots")
 	labtest.AssertNoLeaks(t, "it-mix", l.Dir)
 	_, err = os.Stat("/var/lib/lab/libvirt/it-mix_vm1.qcow2")
 	assert.True(t, os.IsNotExist(err))
