@@ -3,6 +3,7 @@ package lxc
 import (
 	"context"
 	"fmt"
+	"time"
 
 	golxc "github.com/lxc/go-lxc"
 
@@ -25,25 +26,52 @@ func (p *Provider) Pause(_ context.Context, n providers.Node) error {
 	return nil
 }
 
-// Resume thaws a frozen container.
-func (p *Provider) Resume(_ context.Context, n providers.Node) error {
+// Resume thaws a frozen container, and one that a killed lab left half
+// frozen (FREEZING), which liblxc's own thaw refuses.
+func (p *Provider) Resume(ctx context.Context, n providers.Node) error {
 	c, err := p.container(n)
 	if err != nil {
 		return err
 	}
 	defer golxc.Release(c)
-	if s := c.State(); s != golxc.FROZEN && s != golxc.FREEZING {
-		return nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		switch c.State() {
+		case golxc.FROZEN:
+			if err := c.Unfreeze(); err == nil || c.State() == golxc.RUNNING {
+				return nil
+			} else if time.Now().After(deadline) {
+				return fmt.Errorf("node %s: resume: %w", n.Name, err)
+			}
+		case golxc.FREEZING:
+			// A lab killed mid-freeze leaves liblxc's monitor saying
+			// FREEZING whatever the freezer says, and liblxc thaws only a
+			// FROZEN container: finish the freeze, then thaw it.
+			_ = c.Freeze()
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s: resume: still %s after 5s", n.Name, c.State())
+			}
+		case golxc.THAWED:
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s: resume: still %s after 5s", n.Name, c.State())
+			}
+		default:
+			return nil // running, stopped: nothing to thaw
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	if err := c.Unfreeze(); err != nil {
-		return fmt.Errorf("node %s: resume: %w", n.Name, err)
-	}
-	return nil
 }
 
 // Kill stops the container at once: its init gets SIGKILL, nothing shuts
-// down cleanly.
-func (p *Provider) Kill(_ context.Context, n providers.Node) error {
+// down cleanly. A frozen container is thawed first (a frozen init cannot die).
+func (p *Provider) Kill(ctx context.Context, n providers.Node) error {
+	if err := p.Resume(ctx, n); err != nil {
+		return err
+	}
 	c, err := p.container(n)
 	if err != nil {
 		return err
@@ -51,9 +79,6 @@ func (p *Provider) Kill(_ context.Context, n providers.Node) error {
 	defer golxc.Release(c)
 	if c.State() == golxc.STOPPED {
 		return nil
-	}
-	if s := c.State(); s == golxc.FROZEN || s == golxc.FREEZING {
-		_ = c.Unfreeze()
 	}
 	if err := c.Stop(); err != nil && c.State() != golxc.STOPPED {
 		return fmt.Errorf("node %s: kill: %w", n.Name, err)

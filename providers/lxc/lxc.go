@@ -201,7 +201,7 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	defer golxc.Release(c)
 	if c.Defined() {
 		if s := c.State(); s == golxc.FROZEN || s == golxc.FREEZING {
-			_ = c.Unfreeze() // a frozen init cannot die
+			_ = p.Resume(ctx, n) // a frozen init cannot die
 		}
 		if c.State() != golxc.STOPPED {
 			// Destroy does not need a clean shutdown: kill at once.
