@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,14 +61,14 @@ func TestIntegrationFaults(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "in force already as "+id)
 	l.MustRun("fault", "heal", id)
-	for _, ms := range rtts(t, l, "n2", "n1") {
-		assert.Less(t, ms, 5.0)
-	}
+	// Back at bridge speed: the fastest of the round trips shows it (one
+	// slow sample on a loaded machine is the scheduler, not the lab).
+	assert.Less(t, slices.Min(rtts(t, l, "n2", "n1")), 5.0)
 
 	// delay --to: only traffic from n3 is slowed.
 	id = faultID(t, l, "delay", "n1", "150ms", "--to", "n3")
-	assert.GreaterOrEqual(t, rtts(t, l, "n3", "n1")[0], 150.0)
-	assert.Less(t, rtts(t, l, "n2", "n1")[0], 50.0)
+	assert.GreaterOrEqual(t, slices.Min(rtts(t, l, "n3", "n1")), 150.0)
+	assert.Less(t, slices.Min(rtts(t, l, "n2", "n1")), 50.0)
 	l.MustRun("fault", "heal", id)
 
 	// partition: TCP fails both ways, heal restores it.
