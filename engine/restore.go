@@ -139,6 +139,7 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 	}
 	tgt := c.e.target(c.lab, *node, img)
 	tgt.ID = rec.ID
+	t := time.Now()
 	if cur := c.st.Nodes[n]; cur != nil {
 		if k, ok := p.(providers.Killer); ok {
 			if err := k.Kill(ctx, tgt); err != nil {
@@ -148,6 +149,7 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 			return err
 		}
 	}
+	stopped := time.Since(t)
 	r := *rec
 	r.Phase = state.PhaseCreating
 	if err := c.update(func() { c.st.Nodes[n] = &r }); err != nil {
@@ -159,6 +161,7 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 	if err := sn.RestoreDisk(ctx, tgt, state.NodeDir(dir, n)); err != nil {
 		return fmt.Errorf("node %s: restore: %w", n, err)
 	}
+	c.emit(n, PhaseSnapshot, "disk restored (stopped in %.2fs, disk in %.2fs)", stopped.Seconds(), (time.Since(t) - stopped).Seconds())
 	return c.update(func() { c.st.Nodes[n].Phase = state.PhaseCreated })
 }
 

@@ -124,6 +124,20 @@ func TestIntegrationSnapshots(t *testing.T) {
 		l.MustRun("snapshot", "rm", "killed") // the save had finished: it is whole
 	}
 
+	// A restore killed once the first disk is back, after its nodes were
+	// stopped: restore again converges, and so does up.
+	killRestore(t, l, "s1")
+	l.MustRun("snapshot", "restore", "s1")
+	for _, n := range []string{"db1", "db2"} {
+		assert.Equal(t, "one", cat(t, l, n, "/root/x"), n)
+	}
+	killRestore(t, l, "s1")
+	l.MustRun("up")
+	for n, s := range l.Status() {
+		assert.Equal(t, "running", s.State, n)
+		assert.Equal(t, "done", s.Provisioned, n)
+	}
+
 	// Clone db1, a PostgreSQL node with rows, into app1: the rows are
 	// there, the name and address are app1's.
 	_, c = l.Exec("db1", "runuser", "-u", "postgres", "--", "psql", "-qc", "create table t (x int); insert into t values (42)")
@@ -174,6 +188,25 @@ func TestIntegrationSnapshots(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "node db1: step 1 (inline: echo changed > /root/p) changed")
 	m.MustRun("destroy", "--snapshots")
+}
+
+// killRestore starts a restore of snapshot name and kills it with SIGKILL
+// as soon as it says that a node's disk is back.
+func killRestore(t *testing.T, l *labtest.Lab, name string) {
+	t.Helper()
+	cmd := exec.Command(l.Bin, "snapshot", "restore", name)
+	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	seen := false
+	for !seen && sc.Scan() {
+		seen = strings.Contains(sc.Text(), "disk restored")
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	require.True(t, seen, "the restore said no node's disk was back")
 }
 
 // eventually polls f until it holds or the time is up.

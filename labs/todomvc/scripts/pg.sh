@@ -20,6 +20,9 @@ max_replication_slots = 10
 hot_standby = on
 hot_standby_feedback = on
 wal_keep_size = 64MB
+# After a crash, or a restored snapshot (taken of a running server), one
+# syncfs instead of an fsync of every file before recovery.
+recovery_init_sync_method = syncfs
 CONF
 for line in "host replication replicator $LAB_SUBNET scram-sha-256" "host todo todo $LAB_SUBNET scram-sha-256"; do
   grep -qxF "$line" $CONF/pg_hba.conf || echo "$line" >> $CONF/pg_hba.conf
