@@ -91,3 +91,30 @@ func recordStatus(rec *state.Node, n topology.Node) (provisioned, note string) {
 	}
 	return provisioned, note
 }
+
+// Report is everything lab status says, as lab status --json prints it.
+type Report struct {
+	Version  int             `json:"version"`
+	Lab      string          `json:"lab"`
+	Networks []topology.Net  `json:"networks"`
+	Nodes    []NodeStatus    `json:"nodes"`
+	Forwards []state.Forward `json:"forwards"`
+	Faults   []state.Fault   `json:"faults"`
+}
+
+// Report gathers the lab's status, forwards and faults.
+func (e *Engine) Report(ctx context.Context, top *topology.Topology) (*Report, *topology.Lab, error) {
+	ns, lab, err := e.Status(ctx, top)
+	if err != nil {
+		return nil, nil, err
+	}
+	fw, err := e.Forwards()
+	if err != nil {
+		return nil, nil, err
+	}
+	faults, err := e.Faults(ctx, top)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Report{Version: 1, Lab: lab.Name, Networks: lab.Networks, Nodes: ns, Forwards: fw, Faults: faults}, lab, nil
+}

@@ -46,9 +46,33 @@ func Facts(lab *topology.Lab, n topology.Node) map[string]string {
 		f["LAB_ROLE_"+k+"_NODES"] = strings.Join(names, " ")
 		f["LAB_ROLE_"+k+"_IPS"] = strings.Join(ips, " ")
 		f["LAB_ROLE_"+k+"_COUNT"] = strconv.Itoa(len(names))
+		if len(ips) > 0 {
+			f["LAB_ROLE_"+k+"_IPS_FIRST"] = ips[0]
+		}
 	}
 	f["LAB_ROLES"] = strings.Join(roles, " ")
 	f["LAB_NODES"] = strings.Join(all, " ")
+	return f
+}
+
+// HostFacts are the LAB_* variables of commands lab runs on the host (the
+// tests of lab test): the lab's own facts (those of no one node), and each
+// node's address as LAB_NODE_<NODE>_IP, since the host does not resolve the
+// lab's names.
+func HostFacts(lab *topology.Lab) map[string]string {
+	f := map[string]string{"LAB_NAME": lab.Name}
+	if len(lab.Nodes) > 0 {
+		for k, v := range Facts(lab, lab.Nodes[0]) {
+			switch k {
+			case "LAB_NODE", "LAB_ROLE", "LAB_INDEX", "LAB_IP", "LAB_FQDN":
+			default:
+				f[k] = v
+			}
+		}
+	}
+	for _, n := range lab.Nodes {
+		f["LAB_NODE_"+RoleKey(n.Name)+"_IP"] = n.IP().String()
+	}
 	return f
 }
 

@@ -100,11 +100,8 @@ func (t *Topology) sourceProblem(name string) string {
 	case role != nil || network:
 		return ""
 	}
-	for i := range t.Nodes {
-		r := &t.Nodes[i]
-		if strings.HasPrefix(name, r.Role) && isIndex(strings.TrimPrefix(name, r.Role), r.CountOf()) {
-			return ""
-		}
+	if t.HasNode(name) {
+		return ""
 	}
 	var known []string
 	for _, r := range t.Nodes {
@@ -178,14 +175,15 @@ func (l *Lab) FirewallLines() map[string][]string {
 					from = append(from, f)
 				}
 			}
-			lines = append(lines, fmt.Sprintf("from %s: %s", strings.Join(from, " "), a.what()))
+			lines = append(lines, fmt.Sprintf("from %s: %s", strings.Join(from, " "), a.Traffic()))
 		}
 		out[n.Name] = lines
 	}
 	return out
 }
 
-func (a *Allow) what() string {
+// Traffic says what the rule lets in: "tcp 5432, icmp".
+func (a *Allow) Traffic() string {
 	var parts []string
 	join := func(ps []PortRange) string {
 		s := make([]string, len(ps))

@@ -27,6 +27,7 @@ type Topology struct {
 	Defaults Defaults  `yaml:"defaults"`
 	Networks []Network `yaml:"networks"`
 	Nodes    []Role    `yaml:"nodes"`
+	Tests    []Test    `yaml:"tests"`
 
 	// File is the path the topology was read from; Dir is its folder, which
 	// script and file paths are relative to.

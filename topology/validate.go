@@ -83,6 +83,7 @@ func (t *Topology) validate(errs *Errors) {
 
 	t.validateNetworks(at)
 	t.validateRoles(at, checkProvider)
+	t.validateTests(at)
 }
 
 type reporter func(path, format string, args ...any)

@@ -51,7 +51,9 @@ func exitCode(err error) int {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newRoot().ExecuteContext(ctx)
+	root := newRoot()
+	root.SetArgs(followArgs(os.Args[1:]))
+	err := root.ExecuteContext(ctx)
 	var es exitStatus
 	if err != nil && !errors.As(err, &es) {
 		fmt.Fprintln(os.Stderr, "lab: "+strings.ReplaceAll(err.Error(), "\n", "\n  "))

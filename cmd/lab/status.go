@@ -19,21 +19,14 @@ func newStatus(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: a.withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
 			e := a.reader()
-			ns, lab, err := e.Status(cmd.Context(), top)
-			if err != nil {
-				return err
-			}
-			fw, err := e.Forwards()
-			if err != nil {
-				return err
-			}
-			faults, err := e.Faults(cmd.Context(), top)
+			r, _, err := e.Report(cmd.Context(), top)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "lab": lab.Name, "networks": lab.Networks, "nodes": ns, "forwards": fw, "faults": faults})
+				return printJSON(cmd.OutOrStdout(), r)
 			}
+			ns, fw, faults := r.Nodes, r.Forwards, r.Faults
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
 			for _, s := range ns {

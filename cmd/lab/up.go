@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,16 +24,13 @@ func newUp(a *app) *cobra.Command {
 			e := a.engine(ui)
 			e.LockWait = wait
 			start := time.Now()
-			opts := engine.UpOptions{Provision: force, From: from, Force: forceFrom}
-			if from != "" && fileExists(from) && strings.ContainsAny(from, "/.") {
-				snap, err := e.SnapshotImport(cmd.Context(), from, true)
-				if err != nil {
-					ui.Close()
-					return err
-				}
-				opts.From = snap.Name
+			name, err := resolveFrom(cmd.Context(), e, from)
+			if err != nil {
+				ui.Close()
+				return err
 			}
-			_, err := e.Up(cmd.Context(), top, opts)
+			opts := engine.UpOptions{Provision: force, From: name, Force: forceFrom}
+			_, err = e.Up(cmd.Context(), top, opts)
 			ui.Close()
 			if err != nil {
 				return withLogPaths(e, err)

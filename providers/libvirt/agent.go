@@ -51,10 +51,11 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	if len(cmd) == 0 {
 		return -1, errors.New("exec: no command")
 	}
+	mark := providers.NewExecMark()
 	args := map[string]any{
 		"path":           "/bin/sh",
 		"arg":            append([]string{"-c", `cd "$LAB_CWD" 2>/dev/null || cd /; unset LAB_CWD; "$@"`, "sh"}, cmd...),
-		"env":            append(append(append([]string{}, providers.BaseEnv...), eio.Env...), "LAB_CWD="+orDefault(eio.Dir, "/root")),
+		"env":            append(append(append([]string{}, providers.BaseEnv...), eio.Env...), "LAB_CWD="+orDefault(eio.Dir, "/root"), mark),
 		"capture-output": true,
 	}
 	if eio.Stdin != nil {
@@ -103,6 +104,8 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 		}
 		select {
 		case <-ctx.Done():
+			// The agent cannot end what it started: end what carries the mark.
+			_ = p.agent(n, "guest-exec", map[string]any{"path": "/bin/sh", "arg": []string{"-c", providers.KillMarkedScript(mark)}}, nil)
 			return -1, ctx.Err()
 		case <-time.After(delay):
 		}

@@ -261,7 +261,8 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	}
 	opts := golxc.DefaultAttachOptions
 	opts.ClearEnv = true
-	opts.Env = append(append([]string{}, providers.BaseEnv...), eio.Env...)
+	mark := providers.NewExecMark()
+	opts.Env = append(append(append([]string{}, providers.BaseEnv...), eio.Env...), mark)
 	opts.Cwd = "/root"
 	if eio.Dir != "" {
 		opts.Cwd = eio.Dir
@@ -289,7 +290,13 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 	select {
 	case r = <-res:
 	case <-ctx.Done():
-		// liblxc cannot cancel an attach; leave it to finish on its own.
+		// liblxc cannot cancel an attach: end the processes it marked.
+		p.killMarked(n, mark)
+		select {
+		case <-res:
+			pipes.drain()
+		case <-time.After(3 * time.Second):
+		}
 		return -1, ctx.Err()
 	}
 	pipes.drain()
@@ -300,6 +307,35 @@ func (p *Provider) Exec(ctx context.Context, n providers.Node, cmd []string, eio
 		return -1, fmt.Errorf("node %s: exec %s: attach failed", n.Name, cmd[0])
 	}
 	return r.code, nil
+}
+
+// killMarked ends every process of the node carrying an exec's mark, from
+// another attach, and waits for it at most a few seconds (a frozen node
+// answers no attach).
+func (p *Provider) killMarked(n providers.Node, mark string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := p.container(n)
+		if err != nil {
+			return
+		}
+		defer golxc.Release(c)
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return
+		}
+		defer null.Close()
+		opts := golxc.DefaultAttachOptions
+		opts.ClearEnv = true
+		opts.Env = providers.BaseEnv
+		opts.StdinFd, opts.StdoutFd, opts.StderrFd = null.Fd(), null.Fd(), null.Fd()
+		_, _ = c.RunCommandStatus([]string{"/bin/sh", "-c", providers.KillMarkedScript(mark)}, opts)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // attachPipes connect an attached command to an ExecIO: stdin from a file,
