@@ -263,8 +263,13 @@ func (s *Store) RemoveAll(snapshots bool) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == "lock" || e.Name() == "artifacts" {
-			continue // artifacts are lab test's report to the user: theirs to remove
+		if e.Name() == "lock" {
+			continue
+		}
+		if e.Name() == "artifacts" {
+			// lab test's reports are the user's to remove; an empty folder goes.
+			_ = os.Remove(filepath.Join(s.Dir, e.Name()))
+			continue
 		}
 		if e.Name() == "snapshots" && !snapshots {
 			// Kept for a later restore or up --from; an empty folder goes.

@@ -25,6 +25,9 @@ type Options struct {
 	Engine *engine.Engine
 	Top    *topology.Topology
 	From   string   // a whole-lab snapshot to start from (up --from)
+	// DropFrom removes that snapshot with the lab: it was imported from a
+	// file for this run.
+	DropFrom bool
 	Argv   []string // the command after --, run instead of the file's tests
 	// Keep leaves the lab up; KeepOnFailure only when the run did not pass.
 	Keep, KeepOnFailure bool
@@ -97,6 +100,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.UpErr = err
 		}
 	}
+	if res.UpErr != nil {
+		for i, t := range tests(o) {
+			res.Tests = append(res.Tests, TestResult{Name: t.Name, Node: t.Node, Run: t.Run, Code: -1,
+				Error: "not run: the lab did not come up", Log: testLog(i, t.Name)})
+		}
+	}
 	res.Outcome = outcome(ctx, rctx, res)
 	if res.UpErr != nil {
 		res.UpError = res.UpErr.Error()
@@ -156,13 +165,21 @@ func outcome(ctx, rctx context.Context, res *Result) Outcome {
 // JUnit, and destroys the lab unless it is to be kept.
 func finish(ctx context.Context, o Options, dir string, asked, existed bool, started time.Time, log *eventLog, res *Result) error {
 	var errs []error
-	if res.Outcome != Passed || asked {
+	switch {
+	case res.Outcome == BadLab && !asked:
+		// Nothing was made: the message says it all.
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+		}
+	case res.Outcome != Passed || asked:
 		if err := collect(ctx, o, dir, log, res); err != nil {
 			errs = append(errs, fmt.Errorf("artifacts: %w", err))
 		}
 		res.Artifacts = dir
-	} else if err := os.RemoveAll(dir); err != nil {
-		errs = append(errs, err)
+	default:
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.JUnit != "" {
 		if err := writeJUnit(o.JUnit, o.Top.Name, started, res); err != nil {
@@ -172,6 +189,11 @@ func finish(ctx context.Context, o Options, dir string, asked, existed bool, sta
 	res.Kept = o.Keep || existed || (o.KeepOnFailure && res.Outcome != Passed)
 	summary(o.Out, res, existed)
 	if !res.Kept {
+		if o.DropFrom {
+			if err := o.Engine.SnapshotRemove(o.From); err != nil {
+				errs = append(errs, fmt.Errorf("snapshot %s: %w", o.From, err))
+			}
+		}
 		if err := o.Engine.Destroy(ctx, o.Top.Name, false); err != nil {
 			errs = append(errs, fmt.Errorf("destroy: %w", err))
 		}

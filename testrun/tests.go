@@ -75,12 +75,17 @@ func (r *runner) runAll(ctx context.Context) []TestResult {
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-func (r *runner) run(ctx context.Context, i int, t test) TestResult {
-	slug := strings.Trim(unsafeChars.ReplaceAllString(t.Name, "-"), "-")
+// testLog is where test i's output goes, in the artifacts folder.
+func testLog(i int, name string) string {
+	slug := strings.Trim(unsafeChars.ReplaceAllString(name, "-"), "-")
 	if len(slug) > 40 {
 		slug = slug[:40]
 	}
-	res := TestResult{Name: t.Name, Node: t.Node, Run: t.Run, Log: filepath.Join("tests", fmt.Sprintf("%02d-%s.log", i+1, slug))}
+	return filepath.Join("tests", fmt.Sprintf("%02d-%s.log", i+1, slug))
+}
+
+func (r *runner) run(ctx context.Context, i int, t test) TestResult {
+	res := TestResult{Name: t.Name, Node: t.Node, Run: t.Run, Log: testLog(i, t.Name)}
 	fmt.Fprintf(r.o.Out, "=== RUN   %s\n", t.Name)
 	if ctx.Err() != nil {
 		res.Error, res.Code = "not run: "+why(ctx), -1

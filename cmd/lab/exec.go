@@ -50,6 +50,9 @@ func newExec(a *app) *cobra.Command {
 				return err
 			}
 			code, err := t.Provider.Exec(cmd.Context(), t.Node, command, providers.ExecIO{Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: t.Env})
+			if cmd.Context().Err() != nil {
+				return exitWith(130) // Ctrl-C or SIGTERM: the command was ended in the node
+			}
 			if err != nil {
 				return err
 			}

@@ -72,12 +72,18 @@ func runTest(cmd *cobra.Command, a *app, o testrun.Options) error {
 	ui := newProgress(cmd.ErrOrStderr(), cmd.OutOrStdout(), false)
 	e := a.engine(ui)
 	o.Engine, o.UI, o.UpDone, o.Out = e, ui, ui.Close, cmd.OutOrStdout()
+	had := map[string]bool{}
+	if snaps, err := e.Snapshots(); err == nil {
+		for _, s := range snaps {
+			had[s.Name] = true
+		}
+	}
 	from, err := resolveFrom(cmd.Context(), e, o.From)
 	if err != nil {
 		ui.Close()
 		return err
 	}
-	o.From = from
+	o.From, o.DropFrom = from, from != o.From && !had[from]
 	res, err := testrun.Run(cmd.Context(), o)
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "lab: %v\n", err)

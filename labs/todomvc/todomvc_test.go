@@ -352,7 +352,30 @@ func snapshots(t *testing.T, l *labtest.Lab) {
 	// lab up runs every health check again: all pass.
 	_, stderr, code = l.Run("up")
 	require.Equal(t, 0, code, "health checks after the restore:\n%s", stderr)
-	l.MustRun("snapshot", "rm", "e2e")
+
+	// The lab file's own tests pass on the restored lab, and lab test
+	// leaves a lab that was up before it up.
+	out, stderr, code := l.Run("test")
+	require.Equal(t, 0, code, out+stderr)
+	assert.Contains(t, out, "lab test: 4 tests passed")
+	assert.Contains(t, out, "was up before this run: left up")
+	assert.Equal(t, "running", l.Status()["pg1"].State)
+
+	// The CI recipe (docs/ci.md): export, then lab test --from the file in
+	// a fresh folder: every test passes, JUnit says so, nothing is left.
+	file := filepath.Join(t.TempDir(), "todomvc.snap")
+	l.MustRun("snapshot", "export", "e2e", file)
+	l.MustRun("destroy", "--snapshots")
+	files := copyLab(t, 2)
+	files["lab.yaml"] = mustRead(t, filepath.Join(l.Dir, "lab.yaml"))
+	m := labtest.New(t, name, files)
+	junit := filepath.Join(t.TempDir(), "report.xml")
+	out, stderr, code = m.Run("test", "--from", file, "--junit", junit)
+	require.Equal(t, 0, code, out+stderr)
+	report := mustRead(t, junit)
+	assert.Contains(t, report, `<testsuite name="lab `+name+`" tests="4" failures="0" errors="0"`)
+	assert.Contains(t, report, `<testcase name="the standby streams from the primary"`)
+	labtest.AssertNoLeaks(t, name, m.Dir)
 }
 
 // fault puts a fault in force and returns its id.
