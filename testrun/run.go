@@ -24,11 +24,11 @@ import (
 type Options struct {
 	Engine *engine.Engine
 	Top    *topology.Topology
-	From   string   // a whole-lab snapshot to start from (up --from)
+	From   string // a whole-lab snapshot to start from (up --from)
 	// DropFrom removes that snapshot with the lab: it was imported from a
 	// file for this run.
 	DropFrom bool
-	Argv   []string // the command after --, run instead of the file's tests
+	Argv     []string // the command after --, run instead of the file's tests
 	// Keep leaves the lab up; KeepOnFailure only when the run did not pass.
 	Keep, KeepOnFailure bool
 	// Artifacts is where to put them; "" means .lab/artifacts/TIME, and
