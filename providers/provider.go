@@ -80,6 +80,9 @@ type Info struct {
 	Rootless bool `json:"rootless"`
 	// Remote: its nodes live on other machines.
 	Remote bool `json:"remote"`
+	// StreamsOutput: Exec passes output on as the command writes it (else
+	// only once the command has ended, as through a guest agent).
+	StreamsOutput bool `json:"streams_output"`
 }
 
 // Provider is one backend.

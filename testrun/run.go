@@ -219,7 +219,11 @@ func summary(w io.Writer, res *Result, existed bool) {
 	case Failed:
 		fmt.Fprintf(w, "lab test: %d of %d tests failed: %q\n", failed, len(res.Tests), names)
 	case Interrupted:
-		fmt.Fprintf(w, "lab test: interrupted (%d of %d tests had failed)\n", failed, len(res.Tests))
+		if res.UpError != "" {
+			fmt.Fprintf(w, "lab test: interrupted while the lab came up\n")
+		} else {
+			fmt.Fprintf(w, "lab test: interrupted (%d of %d tests had failed)\n", failed, len(res.Tests))
+		}
 	default:
 		fmt.Fprintf(w, "lab test: the lab did not come up: %s\n", res.UpError)
 	}

@@ -73,6 +73,10 @@ cat /root/hello
 	b, err := cmd.Output()
 	require.NoError(t, err)
 	assert.Equal(t, "SHOUT\n", string(b))
+	// Its journal, and a follow that sees a new line (polled by cursor:
+	// the guest agent gives output only when a command ends).
+	assert.Contains(t, l.MustRun("logs", "vm1", "-n", "0"), "vm1 systemd[1]: Startup finished")
+	followShows(t, l, "vm1")
 	// No default route in the VM either.
 	o, _ = l.Exec("vm1", "ip", "-4", "route")
 	assert.NotContains(t, o, "default")

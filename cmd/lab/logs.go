@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,22 +77,87 @@ func runLogs(cmd *cobra.Command, a *app, top *topology.Topology, args []string, 
 	if o.provision {
 		return provisionLogs(cmd.Context(), e, top, nodes, o, cmd.OutOrStdout())
 	}
-	command := journalCommand(o)
-	if o.role != "" {
-		return execRole(cmd.Context(), e, top, o.role, command, cmd.OutOrStdout(), cmd.ErrOrStderr())
-	}
-	t, err := e.Target(cmd.Context(), top, nodes[0])
-	if err != nil {
+	if o.role == "" {
+		t, err := e.Target(cmd.Context(), top, nodes[0])
+		if err != nil {
+			return err
+		}
+		code, err := journal(cmd.Context(), t, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		if err == nil && code != 0 {
+			return exitWith(code)
+		}
 		return err
 	}
-	code, err := t.Provider.Exec(cmd.Context(), t.Node, command, providers.ExecIO{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
-	if err != nil {
-		return err
+	return roleJournals(cmd.Context(), e, top, nodes, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+}
+
+// roleJournals prints the journals of a role's nodes at once, each line
+// prefixed with its node.
+func roleJournals(ctx context.Context, e *engine.Engine, top *topology.Topology, nodes []string, o logsOptions, stdout, stderr io.Writer) error {
+	var mu sync.Mutex
+	width := 0
+	for _, n := range nodes {
+		width = max(width, len(n))
 	}
-	if code != 0 {
-		return exitWith(code)
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			name := fmt.Sprintf("%-*s", width, n)
+			ow, ew := &prefixWriter{mu: &mu, w: stdout, prefix: name}, &prefixWriter{mu: &mu, w: stderr, prefix: name}
+			defer ow.Flush()
+			defer ew.Flush()
+			t, err := e.Target(ctx, top, n)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			code, err := journal(ctx, t, o, ow, ew)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("%s: journalctl: exit %d", n, code)
+			}
+			errs[i] = err
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// journal prints one node's journal. A provider that passes output on
+// only once a command ends (a VM's guest agent) is followed by asking
+// again every second for what came after the last line's cursor.
+func journal(ctx context.Context, t *engine.Target, o logsOptions, stdout, stderr io.Writer) (int, error) {
+	if !o.follow || t.Provider.Info().StreamsOutput {
+		return t.Provider.Exec(ctx, t.Node, journalCommand(o), providers.ExecIO{Stdout: stdout, Stderr: stderr})
+	}
+	once := o
+	once.follow = false
+	cursor := ""
+	for {
+		command := append(journalCommand(once), "--show-cursor")
+		if cursor != "" {
+			command = append(journalCommand(logsOptions{unit: o.unit}), "--show-cursor", "--after-cursor", cursor)
+		}
+		var out bytes.Buffer
+		code, err := t.Provider.Exec(ctx, t.Node, command, providers.ExecIO{Stdout: &out, Stderr: stderr})
+		if err != nil || code != 0 {
+			return code, err
+		}
+		for _, line := range strings.SplitAfter(out.String(), "\n") {
+			switch {
+			case strings.HasPrefix(line, "-- cursor: "):
+				cursor = strings.TrimSpace(strings.TrimPrefix(line, "-- cursor: "))
+			case line == "" || strings.HasPrefix(line, "-- No entries --"):
+			default:
+				fmt.Fprint(stdout, line)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, nil
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // journalCommand is the journalctl a node runs for these options.

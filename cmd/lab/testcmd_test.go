@@ -232,34 +232,7 @@ func TestIntegrationLogs(t *testing.T) {
 	assert.Contains(t, l.MustRun("logs", "web1", "--provision"), "up-marker")
 	assert.Regexp(t, `web2 \| .*web2 systemd`, l.MustRun("logs", "--role", "web", "-n", "5"))
 
-	cmd := exec.Command(l.Bin, "logs", "web1", "-f", "-n", "1")
-	cmd.Dir = l.Dir
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	<-lines // the last line before following
-	_, c := l.Exec("web1", "logger", "-t", "it-logs", "written-after-follow")
-	require.Equal(t, 0, c)
-	seen := false
-	timeout := time.After(20 * time.Second)
-	for !seen {
-		select {
-		case line := <-lines:
-			seen = strings.Contains(line, "written-after-follow")
-		case <-timeout:
-			t.Fatal("lab logs -f did not show the new line")
-		}
-	}
-	require.NoError(t, cmd.Process.Signal(os.Interrupt))
-	assert.NoError(t, cmd.Wait(), "Ctrl-C ends a follow with exit 0")
+	followShows(t, l, "web1")
 	out, _ := l.Exec("web1", "sh", "-c", "pgrep -x journalctl || echo none")
 	assert.Equal(t, "none", strings.TrimSpace(out), "the node's journalctl ended with the follow")
 
@@ -282,4 +255,72 @@ func TestIntegrationLogs(t *testing.T) {
 	assert.Equal(t, 2, code)
 	_, _, code = l.Run("logs", "web1", "--provision", "--role", "web")
 	assert.Equal(t, 2, code)
+}
+
+// followShows checks that lab logs NODE -f shows a line logged in the node
+// after it started following, and that Ctrl-C ends it with exit 0.
+func followShows(t *testing.T, l *labtest.Lab, node string) {
+	t.Helper()
+	cmd := exec.Command(l.Bin, "logs", node, "-f", "-n", "1")
+	cmd.Dir = l.Dir
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	<-lines // the last line before following
+	_, c := l.Exec(node, "logger", "-t", "it-logs", "written-after-follow")
+	require.Equal(t, 0, c)
+	seen := false
+	timeout := time.After(30 * time.Second)
+	for !seen {
+		select {
+		case line := <-lines:
+			seen = strings.Contains(line, "written-after-follow")
+		case <-timeout:
+			_ = cmd.Process.Kill()
+			t.Fatalf("lab logs %s -f did not show the new line", node)
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	assert.NoError(t, cmd.Wait(), "Ctrl-C ends a follow with exit 0")
+}
+
+// SIGTERM while the lab comes up: the same, artifacts and nothing left.
+func TestIntegrationLabTestSIGTERMDuringUp(t *testing.T) {
+	labtest.Integration(t)
+	l := labtest.New(t, "it-test3", map[string]string{"lab.yaml": `
+name: it-test3
+networks: [{name: lan, subnet: 10.97.22.0/24}]
+defaults: {memory: 256M}
+nodes:
+  - role: slow
+    provision: [{inline: sleep 300}]
+tests: [{name: never, run: "true"}]
+`})
+	art := filepath.Join(t.TempDir(), "art")
+	cmd := exec.Command(l.Bin, "test", "--artifacts", art)
+	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "step 1") {
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for sc.Scan() {
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, exitInterrupted, ee.ExitCode())
+	assert.FileExists(t, filepath.Join(art, "nodes", "slow1", "journal.txt"))
+	assert.FileExists(t, filepath.Join(art, "up-error.txt"))
+	labtest.AssertNoLeaks(t, "it-test3", l.Dir)
 }

@@ -3,9 +3,11 @@ package libvirt
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,7 +18,7 @@ import (
 // never starts libvirt's "default" network: lab needs none of it, and it
 // would turn on IP forwarding for the whole machine.
 func ensureDaemons(log io.Writer, socket string) error {
-	if _, err := os.Stat(socket); err == nil {
+	if answers(socket) {
 		return nil
 	}
 	if os.Geteuid() != 0 {
@@ -31,19 +33,35 @@ func ensureDaemons(log io.Writer, socket string) error {
 		}
 	}
 	fmt.Fprintln(log, "lab: libvirtd is not running: starting virtlogd and libvirtd")
-	if out, err := exec.Command("virtlogd", "-d").CombinedOutput(); err != nil {
-		return fmt.Errorf("virtlogd -d: %v: %s", err, out)
+	logd := filepath.Join(filepath.Dir(socket), "virtlogd-sock")
+	if !answers(logd) {
+		if out, err := exec.Command("virtlogd", "-d").CombinedOutput(); err != nil {
+			return fmt.Errorf("virtlogd -d: %v: %s", err, out)
+		}
 	}
+	// A socket left by a libvirtd that died answers nothing; libvirtd
+	// replaces it.
 	if out, err := exec.Command("libvirtd", "-d").CombinedOutput(); err != nil {
 		return fmt.Errorf("libvirtd -d: %v: %s", err, out)
 	}
-	for i := 0; i < 100; i++ {
-		if fileExists(socket) {
+	for i := 0; i < 200; i++ {
+		if answers(socket) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("libvirtd started but %s did not appear", socket)
+	return fmt.Errorf("libvirtd started but %s does not answer", socket)
+}
+
+// answers tells whether a daemon listens on a Unix socket (a socket file
+// alone may be left from one that died).
+func answers(socket string) bool {
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // fixKVMAccess gives /dev/kvm the group and mode Debian's udev rule gives

@@ -100,8 +100,8 @@ func (p *Provider) lv() (*golibvirt.Libvirt, error) {
 		}
 	}
 	if p.readOnly {
-		if !fileExists(p.dirs().Socket) {
-			return nil, fmt.Errorf("libvirtd is not running (no %s); lab up starts it", p.dirs().Socket)
+		if !answers(p.dirs().Socket) {
+			return nil, fmt.Errorf("libvirtd is not running (nothing answers on %s); lab up starts it", p.dirs().Socket)
 		}
 	} else {
 		fixKVMAccess(p.log)

@@ -53,7 +53,9 @@ func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * ti
 
 // Info: local, privileged containers on lab's bridges, frozen through the
 // cgroup freezer.
-func (p *Provider) Info() providers.Info { return providers.Info{Pause: true, Snapshots: true} }
+func (p *Provider) Info() providers.Info {
+	return providers.Info{Pause: true, Snapshots: true, StreamsOutput: true}
+}
 
 func (p *Provider) Name() string { return "lxc" }
 
