@@ -25,7 +25,8 @@ type call struct {
 	mu     sync.Mutex // guards state writes
 	locked bool
 
-	from *state.Snapshot // up --from: the snapshot new nodes come from
+	from     *state.Snapshot // up --from: the snapshot new nodes come from
+	takeFrom bool            // and they may take its disks (it goes after this up)
 }
 
 // begin starts a call that only emits events (no lab file, no state).

@@ -50,7 +50,7 @@ func (e *Engine) Clone(ctx context.Context, top *topology.Topology, src, dst str
 	} else if err := c.createNode(ctx, *dstNode, p, tgt); err != nil {
 		return err
 	}
-	if err := p.(providers.Snapshotter).RestoreDisk(ctx, tgt, state.NodeDir(tmp, src)); err != nil {
+	if err := p.(providers.Snapshotter).TakeDisk(ctx, tgt, state.NodeDir(tmp, src)); err != nil {
 		return fmt.Errorf("node %s: clone of %s: %w", dst, src, err)
 	}
 	// What ran on src is what dst's disk has: only dst's differing steps run.

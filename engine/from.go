@@ -83,7 +83,11 @@ func (c *call) fromSnapshot(ctx context.Context, n topology.Node, prov providers
 	if !ok {
 		return usagef("node %s: provider %s cannot restore snapshots", n.Name, prov.Name())
 	}
-	if err := sn.RestoreDisk(ctx, tgt, state.NodeDir(c.e.Store.SnapshotPath(c.from.Name), n.Name)); err != nil {
+	put := sn.RestoreDisk
+	if c.takeFrom {
+		put = sn.TakeDisk
+	}
+	if err := put(ctx, tgt, state.NodeDir(c.e.Store.SnapshotPath(c.from.Name), n.Name)); err != nil {
 		return fmt.Errorf("node %s: from snapshot %s: %w", n.Name, c.from.Name, err)
 	}
 	return c.update(func() { c.st.Nodes[n.Name].Provision = rec.Provision })

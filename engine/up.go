@@ -21,6 +21,9 @@ type UpOptions struct {
 	// with run: always) run. Force takes a snapshot the lab file differs from.
 	From  string
 	Force bool
+	// TakeFrom: the snapshot goes once this up is over (lab test --from a
+	// file), so nodes may take its disks instead of copying them.
+	TakeFrom bool
 }
 
 // Up brings the lab to what the topology says.
@@ -34,6 +37,7 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 		if err := c.useSnapshot(opts.From, opts.Force); err != nil {
 			return nil, err
 		}
+		c.takeFrom = opts.TakeFrom
 	}
 	p := c.plan()
 	if err := c.prepare(p); err != nil {

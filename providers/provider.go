@@ -231,10 +231,13 @@ type Killer interface {
 // Snapshotter is a provider that can copy a node's own disk (its changes,
 // never the shared image) into a folder and put such a copy back
 // (Info.Snapshots). SaveDisk is called on a stopped or paused node;
-// RestoreDisk on a stopped one.
+// RestoreDisk on a stopped one. TakeDisk is RestoreDisk for a copy the
+// caller discards afterwards: it may move the saved disk out of dir
+// instead of copying it.
 type Snapshotter interface {
 	SaveDisk(ctx context.Context, n Node, dir string) error
 	RestoreDisk(ctx context.Context, n Node, dir string) error
+	TakeDisk(ctx context.Context, n Node, dir string) error
 }
 
 // Lister is a provider that can list the nodes lab made with it.

@@ -25,8 +25,8 @@ type Options struct {
 	Engine *engine.Engine
 	Top    *topology.Topology
 	From   string // a whole-lab snapshot to start from (up --from)
-	// DropFrom removes that snapshot with the lab: it was imported from a
-	// file for this run.
+	// DropFrom: that snapshot was imported from a file for this run; its
+	// nodes take its disks, and it is removed at the end.
 	DropFrom bool
 	Argv     []string // the command after --, run instead of the file's tests
 	// Keep leaves the lab up; KeepOnFailure only when the run did not pass.
@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 func up(ctx context.Context, o Options) error {
-	_, err := o.Engine.Up(ctx, o.Top, engine.UpOptions{From: o.From})
+	_, err := o.Engine.Up(ctx, o.Top, engine.UpOptions{From: o.From, TakeFrom: o.DropFrom})
 	return err
 }
 
@@ -188,12 +188,14 @@ func finish(ctx context.Context, o Options, dir string, asked, existed bool, sta
 	}
 	res.Kept = o.Keep || existed || (o.KeepOnFailure && res.Outcome != Passed)
 	summary(o.Out, res, existed)
-	if !res.Kept {
-		if o.DropFrom {
-			if err := o.Engine.SnapshotRemove(o.From); err != nil {
-				errs = append(errs, fmt.Errorf("snapshot %s: %w", o.From, err))
-			}
+	// A snapshot imported for this run gave its disks to the nodes: it goes
+	// even with a kept lab (the file it came from is still there).
+	if o.DropFrom {
+		if err := o.Engine.SnapshotRemove(o.From); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot %s: %w", o.From, err))
 		}
+	}
+	if !res.Kept {
 		if err := o.Engine.Destroy(ctx, o.Top.Name, false); err != nil {
 			errs = append(errs, fmt.Errorf("destroy: %w", err))
 		}

@@ -28,6 +28,15 @@ func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string
 	return copyDisk(ctx, filepath.Join(dir, "disk.qcow2"), disk)
 }
 
+// TakeDisk moves the saved overlay into place (a copy across filesystems).
+func (p *Provider) TakeDisk(ctx context.Context, n providers.Node, dir string) error {
+	disk, _ := p.paths(n)
+	if err := os.MkdirAll(filepath.Dir(disk), 0o755); err == nil && os.Rename(filepath.Join(dir, "disk.qcow2"), disk) == nil {
+		return nil
+	}
+	return copyDisk(ctx, filepath.Join(dir, "disk.qcow2"), disk)
+}
+
 func copyDisk(ctx context.Context, src, dst string) error {
 	if _, err := os.Stat(src); err != nil {
 		return err

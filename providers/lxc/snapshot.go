@@ -22,6 +22,16 @@ func (p *Provider) SaveDisk(ctx context.Context, n providers.Node, dir string) e
 
 // RestoreDisk puts a saved delta0 back in place of the container's.
 func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string) error {
+	return p.putDisk(ctx, n, dir, false)
+}
+
+// TakeDisk moves a saved delta0 into place (a copy when the snapshot is on
+// another filesystem).
+func (p *Provider) TakeDisk(ctx context.Context, n providers.Node, dir string) error {
+	return p.putDisk(ctx, n, dir, true)
+}
+
+func (p *Provider) putDisk(ctx context.Context, n providers.Node, dir string, move bool) error {
 	if err := p.checkOwner(n); err != nil {
 		return err
 	}
@@ -34,6 +44,9 @@ func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("node %s: restore: %w", n.Name, err)
 		}
+	}
+	if move && os.Rename(src, dst) == nil {
+		return nil
 	}
 	return copyTree(ctx, src, dst)
 }
