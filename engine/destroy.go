@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/state"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -63,20 +65,31 @@ func (c *call) destroyAll(snapshots bool) error {
 
 // destroyNodes removes recorded nodes in parallel.
 func (c *call) destroyNodes(names []string) error {
+	// The records and targets are read before any goroutine starts: those
+	// delete from the state while the loop would still read it.
+	type victim struct {
+		rec *state.Node
+		tgt providers.Node
+	}
+	var victims []victim
+	c.mu.Lock()
+	for _, name := range names {
+		if rec := c.st.Nodes[name]; rec != nil {
+			victims = append(victims, victim{rec, c.e.recordTarget(c.st, rec)})
+		}
+	}
+	c.mu.Unlock()
 	g, gctx := errgroup.WithContext(c.ctx)
 	g.SetLimit(c.e.workers())
-	for _, name := range names {
-		rec := c.st.Nodes[name]
-		if rec == nil {
-			continue
-		}
+	for _, v := range victims {
+		rec := v.rec
 		g.Go(func() error {
 			t := time.Now()
 			p, err := c.e.provider(rec.Provider)
 			if err != nil {
 				return fmt.Errorf("node %s: %w", rec.Name, err)
 			}
-			if err := p.Destroy(gctx, c.e.recordTarget(c.st, rec)); err != nil {
+			if err := p.Destroy(gctx, v.tgt); err != nil {
 				c.emit(rec.Name, PhaseFailed, "%v", err)
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/labctl/lab/host"
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/providers"
@@ -64,6 +65,15 @@ type Engine struct {
 	Workers     int
 	// LockWait makes a busy lab wait this long for the lock instead of failing at once.
 	LockWait time.Duration
+	// Limits checks and raises the host's kernel limits before up makes
+	// nodes (nil: never).
+	Limits Limits
+}
+
+// Limits are the host's kernel limits that many containers run into.
+type Limits interface {
+	Check(containers int) ([]host.Limit, error)
+	Raise([]host.Limit) error
 }
 
 func (e *Engine) provider(name string) (providers.Provider, error) {

@@ -39,6 +39,7 @@ const (
 	PhaseFirewall  = "firewall"
 	PhaseFault     = "fault"
 	PhaseSnapshot  = "snapshot"
+	PhaseHost      = "host"
 )
 
 // Sink receives events. It must be safe for concurrent use.

@@ -140,7 +140,10 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 	tgt := c.e.target(c.lab, *node, img)
 	tgt.ID = rec.ID
 	t := time.Now()
-	if cur := c.st.Nodes[n]; cur != nil {
+	c.mu.Lock()
+	cur := c.st.Nodes[n]
+	c.mu.Unlock()
+	if cur != nil {
 		if k, ok := p.(providers.Killer); ok {
 			if err := k.Kill(ctx, tgt); err != nil {
 				return err

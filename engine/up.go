@@ -67,6 +67,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 // prepare does what comes before any node: the SSH key and host files, the
 // checks that refuse a lab that cannot be made, and the networks.
 func (c *call) prepare(p *plan.Plan) error {
+	if err := c.checkLimits(); err != nil {
+		return err
+	}
 	if _, err := c.ensureKey(); err != nil {
 		return err
 	}

@@ -83,6 +83,9 @@ type Info struct {
 	// StreamsOutput: Exec passes output on as the command writes it (else
 	// only once the command has ended, as through a guest agent).
 	StreamsOutput bool `json:"streams_output"`
+	// SharesKernel: its nodes are processes of this host's kernel (system
+	// containers), and count against its limits (inotify, keys).
+	SharesKernel bool `json:"shares_kernel"`
 }
 
 // Provider is one backend.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/labctl/lab/engine"
+	"github.com/labctl/lab/host"
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/providers"
@@ -53,8 +54,13 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 	var mu sync.Mutex
 	made := map[string]providers.Provider{}
 	pcfg := providers.Config{LXCPath: a.set.LXCPath, Accel: a.set.LibvirtAccel, ReadOnly: readOnly}
+	var limits engine.Limits
+	if !readOnly {
+		limits = host.Default
+	}
 	return &engine.Engine{
-		Store: state.Open(dir),
+		Limits: limits,
+		Store:  state.Open(dir),
 		Provider: func(name string) (providers.Provider, error) {
 			mu.Lock()
 			defer mu.Unlock()

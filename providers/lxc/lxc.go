@@ -54,7 +54,7 @@ func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * ti
 // Info: local, privileged containers on lab's bridges, frozen through the
 // cgroup freezer.
 func (p *Provider) Info() providers.Info {
-	return providers.Info{Pause: true, Snapshots: true, StreamsOutput: true}
+	return providers.Info{Pause: true, Snapshots: true, StreamsOutput: true, SharesKernel: true}
 }
 
 func (p *Provider) Name() string { return "lxc" }
