@@ -53,7 +53,8 @@ func Root() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// Binary builds bin/lab once per test process and returns its path.
+// Binary builds bin/lab once per test process and returns its path
+// (with the race detector when LAB_TEST_RACE is set).
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -63,7 +64,11 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "lab")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/lab")
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("LAB_TEST_RACE") != "" {
+			args = append(args, "-race") // LAB_TEST_RACE=1: lab itself under the race detector
+		}
+		cmd := exec.Command("go", append(args, "./cmd/lab")...)
 		cmd.Dir = Root()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -194,18 +194,7 @@ func TestIntegrationSnapshots(t *testing.T) {
 // as soon as it says that a node's disk is back.
 func killRestore(t *testing.T, l *labtest.Lab, name string) {
 	t.Helper()
-	cmd := exec.Command(l.Bin, "snapshot", "restore", name)
-	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	sc := bufio.NewScanner(stderr)
-	seen := false
-	for !seen && sc.Scan() {
-		seen = strings.Contains(sc.Text(), "disk restored")
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
+	seen, _, _ := signalWhen(t, l, true, "disk restored", nil, syscall.SIGKILL, "snapshot", "restore", name)
 	require.True(t, seen, "the restore said no node's disk was back")
 }
 

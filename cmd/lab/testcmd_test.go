@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -180,28 +181,11 @@ func TestIntegrationLabTestSIGTERM(t *testing.T) {
 	l := labtest.New(t, "it-test", map[string]string{"lab.yaml": testLab})
 	art := filepath.Join(t.TempDir(), "art")
 	marker := filepath.Join(t.TempDir(), "child-pid")
-	cmd := exec.Command(l.Bin, "test", "--artifacts", art, "--", "sh", "-c", "sleep 300 & echo $! > "+marker+"; wait")
-	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "=== RUN") {
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !fileHas(marker) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	var rest strings.Builder
-	for sc.Scan() {
-		rest.WriteString(sc.Text() + "\n")
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, exitInterrupted, ee.ExitCode(), rest.String())
-	assert.Contains(t, rest.String(), "lab test: interrupted")
+	seen, rest, code := signalWhen(t, l, false, "=== RUN", func() bool { return fileHas(marker) }, syscall.SIGTERM,
+		"test", "--artifacts", art, "--", "sh", "-c", "sleep 300 & echo $! > "+marker+"; wait")
+	require.True(t, seen)
+	assert.Equal(t, exitInterrupted, code, rest)
+	assert.Contains(t, rest, "lab test: interrupted")
 	for _, n := range []string{"web1", "web2"} {
 		assert.FileExists(t, filepath.Join(art, "nodes", n, "journal.txt"))
 	}
@@ -216,6 +200,44 @@ func TestIntegrationLabTestSIGTERM(t *testing.T) {
 		return err != nil || strings.HasPrefix(after, "Z") // a zombie is dead, waiting for init
 	})
 	labtest.AssertNoLeaks(t, "it-test", l.Dir)
+}
+
+// signalWhen runs lab with args in the lab's folder and sends it sig once
+// a line of the stream it watches (stdout, or stderr with onStderr)
+// contains match and ready (when given) holds. It returns whether the line
+// came, what that stream said after it, and lab's exit code.
+func signalWhen(t *testing.T, l *labtest.Lab, onStderr bool, match string, ready func() bool, sig os.Signal, args ...string) (bool, string, int) {
+	t.Helper()
+	cmd := exec.Command(l.Bin, args...)
+	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
+	pipe := cmd.StdoutPipe
+	if onStderr {
+		pipe = cmd.StderrPipe
+	}
+	r, err := pipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(r)
+	seen := false
+	for !seen && sc.Scan() {
+		seen = strings.Contains(sc.Text(), match)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ready != nil && !ready() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(sig) // an error: it has ended already (seen says whether it got there)
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return seen, rest.String(), ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return seen, rest.String(), 0
 }
 
 func fileHas(p string) bool {
@@ -305,21 +327,9 @@ nodes:
 tests: [{name: never, run: "true"}]
 `})
 	art := filepath.Join(t.TempDir(), "art")
-	cmd := exec.Command(l.Bin, "test", "--artifacts", art)
-	cmd.Dir, cmd.Env = l.Dir, append(os.Environ(), "CI=true")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "step 1") {
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	for sc.Scan() {
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, exitInterrupted, ee.ExitCode())
+	seen, _, code := signalWhen(t, l, true, "step 1", nil, syscall.SIGTERM, "test", "--artifacts", art)
+	require.True(t, seen)
+	assert.Equal(t, exitInterrupted, code)
 	assert.FileExists(t, filepath.Join(art, "nodes", "slow1", "journal.txt"))
 	assert.FileExists(t, filepath.Join(art, "up-error.txt"))
 	labtest.AssertNoLeaks(t, "it-test3", l.Dir)

@@ -137,21 +137,36 @@ func newAttachPipes(eio providers.ExecIO) (*attachPipes, error) {
 		a.close()
 		return nil, err
 	}
-	a.copyOut(a.stdoutR, eio.Stdout)
-	a.copyOut(a.stderrR, eio.Stderr)
+	// Callers often give one writer for both (a buffer that must read as
+	// the command wrote): the two copies take turns.
+	var mu sync.Mutex
+	a.copyOut(a.stdoutR, eio.Stdout, &mu)
+	a.copyOut(a.stderrR, eio.Stderr, &mu)
 	return a, nil
+}
+
+// turnWriter writes under a mutex shared with another.
+type turnWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (t turnWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.w.Write(b)
 }
 
 func (a *attachPipes) fds() (uintptr, uintptr, uintptr) {
 	return a.stdin.Fd(), a.stdoutW.Fd(), a.stderrW.Fd()
 }
 
-func (a *attachPipes) copyOut(r *os.File, w io.Writer) {
+func (a *attachPipes) copyOut(r *os.File, w io.Writer, mu *sync.Mutex) {
 	if r == nil {
 		a.copied <- struct{}{}
 		return
 	}
-	go func() { _, _ = io.Copy(w, r); a.copied <- struct{}{} }()
+	go func() { _, _ = io.Copy(turnWriter{mu, w}, r); a.copied <- struct{}{} }()
 }
 
 // drain closes our copies of the write ends and waits for the output. A
