@@ -51,6 +51,7 @@ func netForward(lab string, f state.Forward) network.Forward {
 // checkPorts refuses, as a problem with the lab file (exit 2), host ports
 // that something other than this lab already listens on.
 func (c *call) checkPorts() error {
+	c.reapForwards(false)
 	lab, st := c.lab, c.st
 	errs := &topology.Errors{File: lab.Topology.File}
 	for _, w := range forwards(lab) {
@@ -115,7 +116,26 @@ func (c *call) stopForwards() error {
 			return err
 		}
 	}
+	c.reapForwards(true)
 	return nil
+}
+
+// reapForwards ends the lab's forwards that its state does not record
+// (all of them with every): a lab command killed between starting socat
+// and recording it leaves one, holding its port. Forwards are tagged with
+// the lab's name, which no two labs on a machine share (their bridges
+// would collide).
+func (c *call) reapForwards(every bool) {
+	st := c.st
+	recorded := map[int]bool{}
+	for _, f := range st.Forwards {
+		recorded[f.PID] = !every
+	}
+	for _, pid := range network.ForwardPIDs(st.Lab) {
+		if !recorded[pid] {
+			network.StopForwardPID(st.Lab, pid)
+		}
+	}
 }
 
 // Forwards lists the lab's port forwards that are running.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/labctl/lab/labtest"
+	"github.com/labctl/lab/network"
 )
 
 const killLab = `
@@ -138,4 +139,50 @@ func TestIntegrationNoIDCollision(t *testing.T) {
 	assert.Equal(t, 0, c)
 	assert.Equal(t, "a-b1", strings.TrimSpace(o))
 	b.MustRun("destroy")
+}
+
+// A port forward that a killed lab started but never recorded holds the
+// lab's port: the next up ends it and starts its own, and destroy ends any
+// that are left.
+func TestIntegrationUnrecordedForward(t *testing.T) {
+	labtest.Integration(t)
+	l := labtest.New(t, "it-fwd", map[string]string{"lab.yaml": `
+name: it-fwd
+networks: [{name: lan, subnet: 10.97.25.0/24}]
+nodes:
+  - role: web
+    ports: ["127.0.0.1:18941:80"]
+`})
+	l.MustRun("up")
+	l.MustRun("halt") // no forward recorded now
+	// What a killed lab leaves: socat tagged as the lab's, not in its state.
+	orphan := func() chan struct{} {
+		socat, err := exec.LookPath("socat")
+		require.NoError(t, err)
+		cmd := &exec.Cmd{Path: socat, Args: []string{"lab-forward:it-fwd", "TCP-LISTEN:18941,bind=127.0.0.1,reuseaddr,fork", "TCP:10.97.25.11:80"}}
+		require.NoError(t, cmd.Start())
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		eventually(t, "the orphan listens", 5*time.Second, func() bool { return network.PortFree("127.0.0.1", 18941) != nil })
+		return done
+	}
+	ended := func(done chan struct{}) bool {
+		select {
+		case <-done:
+			return true
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	done := orphan()
+	_, stderr, code := l.Run("up")
+	require.Equal(t, 0, code, stderr)
+	assert.True(t, ended(done), "up ended the unrecorded forward")
+	assert.Equal(t, "running", l.Status()["web1"].State)
+
+	l.MustRun("halt")
+	done = orphan()
+	l.MustRun("destroy")
+	assert.True(t, ended(done), "destroy ended the unrecorded forward")
+	labtest.AssertNoLeaks(t, "it-fwd", l.Dir)
 }

@@ -480,7 +480,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	l := labtest.New(b, name, files)
 	l.MustRun("image", "build")
 	file := filepath.Join(b.TempDir(), "todomvc.snap")
-	var ups, saves, restores, froms []time.Duration
+	var ups, saves, restores, froms, tests []time.Duration
 	var frozen []float64
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -506,6 +506,9 @@ func BenchmarkSnapshot(b *testing.B) {
 		l.MustRun("up", "--from", file)
 		froms = append(froms, time.Since(start))
 		l.MustRun("destroy", "--snapshots")
+		start = time.Now()
+		l.MustRun("test", "--from", file) // up, the file's tests, destroy
+		tests = append(tests, time.Since(start))
 	}
 	med := func(d []time.Duration) float64 {
 		s := append([]time.Duration(nil), d...)
@@ -518,5 +521,6 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.ReportMetric(frozen[len(frozen)/2], "frozen-s")
 	b.ReportMetric(med(restores), "restore-s")
 	b.ReportMetric(med(froms), "up-from-s")
-	b.Logf("todomvc: up %.1fs, save %.2fs (frozen %.2fs), restore %.2fs, up --from file %.1fs (%.2fx of up)", med(ups), med(saves), frozen[len(frozen)/2], med(restores), med(froms), med(froms)/med(ups))
+	b.ReportMetric(med(tests), "test-from-s")
+	b.Logf("todomvc: up %.1fs, save %.2fs (frozen %.2fs), restore %.2fs, up --from file %.1fs (%.2fx of up), lab test --from file %.1fs", med(ups), med(saves), frozen[len(frozen)/2], med(restores), med(froms), med(froms)/med(ups), med(tests))
 }
