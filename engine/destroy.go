@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
-	"golang.org/x/sync/errgroup"
 )
 
 // Destroy removes every node and network the state records, then the state

@@ -51,7 +51,7 @@ func netForward(lab string, f state.Forward) network.Forward {
 // checkPorts refuses, as a problem with the lab file (exit 2), host ports
 // that something other than this lab already listens on.
 func (c *call) checkPorts() error {
-	c.reapForwards(false)
+	c.reapForwards()
 	lab, st := c.lab, c.st
 	errs := &topology.Errors{File: lab.Topology.File}
 	for _, w := range forwards(lab) {
@@ -116,20 +116,20 @@ func (c *call) stopForwards() error {
 			return err
 		}
 	}
-	c.reapForwards(true)
+	c.reapForwards()
 	return nil
 }
 
 // reapForwards ends the lab's forwards that its state does not record
-// (all of them with every): a lab command killed between starting socat
-// and recording it leaves one, holding its port. Forwards are tagged with
-// the lab's name, which no two labs on a machine share (their bridges
-// would collide).
-func (c *call) reapForwards(every bool) {
+// (after stopForwards: all that are left): a lab command killed between
+// starting socat and recording it leaves one, holding its port. Forwards
+// are tagged with the lab's name, which no two labs on a machine share
+// (their bridges would collide).
+func (c *call) reapForwards() {
 	st := c.st
 	recorded := map[int]bool{}
 	for _, f := range st.Forwards {
-		recorded[f.PID] = !every
+		recorded[f.PID] = true
 	}
 	for _, pid := range network.ForwardPIDs(st.Lab) {
 		if !recorded[pid] {

@@ -86,27 +86,12 @@ func exitWith(code int) error      { return exitStatus{code} }
 
 // execRole runs the command on a role's nodes, output prefixed by node.
 func execRole(ctx context.Context, e *engine.Engine, top *topology.Topology, role string, command []string, stdout, stderr io.Writer) error {
-	var mu sync.Mutex
-	width := 0
-	for _, n := range top.RoleByName(role).Names() {
-		width = max(width, len(n))
-	}
-	var writers []*prefixWriter
-	out := func(node string) (io.Writer, io.Writer) {
-		name := fmt.Sprintf("%-*s", width, node)
-		ow, ew := &prefixWriter{mu: &mu, w: stdout, prefix: name}, &prefixWriter{mu: &mu, w: stderr, prefix: name}
-		mu.Lock()
-		writers = append(writers, ow, ew)
-		mu.Unlock()
-		return ow, ew
-	}
+	out, flush := prefixers(top.RoleByName(role).Names(), stdout, stderr)
 	results, err := e.ExecRole(ctx, top, role, command, out)
 	if err != nil {
 		return err
 	}
-	for _, w := range writers {
-		w.Flush()
-	}
+	flush()
 	var failed []string
 	for _, r := range results {
 		switch {
@@ -121,6 +106,35 @@ func execRole(ctx context.Context, e *engine.Engine, top *topology.Topology, rol
 		return fmt.Errorf("failed on %d of %d %s nodes: %s", len(failed), len(results), role, strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// prefixers gives each of nodes a stdout and a stderr writer that prefix
+// every line with its name, padded to the longest; flush writes the last
+// lines that had no newline, once every writer is done.
+func prefixers(nodes []string, stdout, stderr io.Writer) (out func(node string) (io.Writer, io.Writer), flush func()) {
+	var mu sync.Mutex
+	width := 0
+	for _, n := range nodes {
+		width = max(width, len(n))
+	}
+	var writers []*prefixWriter
+	out = func(node string) (io.Writer, io.Writer) {
+		name := fmt.Sprintf("%-*s", width, node)
+		ow, ew := &prefixWriter{mu: &mu, w: stdout, prefix: name}, &prefixWriter{mu: &mu, w: stderr, prefix: name}
+		mu.Lock()
+		writers = append(writers, ow, ew)
+		mu.Unlock()
+		return ow, ew
+	}
+	flush = func() {
+		mu.Lock()
+		ws := append([]*prefixWriter(nil), writers...)
+		mu.Unlock()
+		for _, w := range ws {
+			w.Flush()
+		}
+	}
+	return out, flush
 }
 
 // prefixWriter prefixes every line with the node's name.

@@ -94,19 +94,12 @@ func runLogs(cmd *cobra.Command, a *app, top *topology.Topology, args []string, 
 // roleJournals prints the journals of a role's nodes at once, each line
 // prefixed with its node.
 func roleJournals(ctx context.Context, e *engine.Engine, top *topology.Topology, nodes []string, o logsOptions, stdout, stderr io.Writer) error {
-	var mu sync.Mutex
-	width := 0
-	for _, n := range nodes {
-		width = max(width, len(n))
-	}
+	out, flush := prefixers(nodes, stdout, stderr)
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			name := fmt.Sprintf("%-*s", width, n)
-			ow, ew := &prefixWriter{mu: &mu, w: stdout, prefix: name}, &prefixWriter{mu: &mu, w: stderr, prefix: name}
-			defer ow.Flush()
-			defer ew.Flush()
+			ow, ew := out(n)
 			t, err := e.Target(ctx, top, n)
 			if err != nil {
 				errs[i] = err
@@ -120,6 +113,7 @@ func roleJournals(ctx context.Context, e *engine.Engine, top *topology.Topology,
 		})
 	}
 	wg.Wait()
+	flush()
 	return errors.Join(errs...)
 }
 

@@ -201,8 +201,9 @@ func (a *attachPipes) close() {
 	}
 }
 
-// inFd gives the attached command its stdin: /dev/null, a terminal or pipe
-// as it is, or a pipe fed from the reader (or regular file).
+// inFd gives the attached command its stdin: /dev/null, a copy of a
+// terminal's or pipe's descriptor, or a pipe fed from the reader (or
+// regular file).
 func inFd(r io.Reader, closers *[]io.Closer, wg *sync.WaitGroup) (*os.File, error) {
 	if r == nil {
 		f, err := os.Open(os.DevNull)
