@@ -4,13 +4,17 @@
   lab-discovery event    Serf event handler: on any membership or tag change,
                          rewrite what this node derives from the member list.
   lab-discovery refresh  the same, run by hand or by provisioning.
-  lab-discovery watch    nginx nodes: probe this node's app every second and
-                         set the Serf tag app=up or app=down when it changes.
+  lab-discovery watch    app nodes: probe this node's app every second (is it
+                         ready: does it reach its database?) and set the Serf
+                         tag app=up or app=down when it changes.
 
 What a node derives depends on its role tag:
-  nginx: /etc/nginx/todo-upstreams.conf (live nodes whose app is up; nginx
-         reloaded when it changes) and /etc/todo/discovery.json (the live
-         primary and standbys, read by the app to route reads).
+  nginx: /etc/nginx/todo-upstreams.conf (live app nodes that are ready; when
+         none is, every live one, as a load balancer's panic mode; nginx
+         reloaded when it changes).
+  app:   /etc/todo/discovery.json: the primary (the live pg node tagged
+         pg=primary with the highest epoch) for writes, and the live standbys
+         whose replay lag is under the bound (lag=ok) for reads.
   adm:   the status page, /var/www/status/index.html and members.json.
 """
 import fcntl
@@ -65,21 +69,37 @@ def alive(ms, **tags):
                   key=lambda m: m["name"])
 
 
+def primary_of(ms):
+    """The live primary: of the pg nodes tagged pg=primary, the highest epoch
+    (a promotion raises it), then the lowest name."""
+    ps = alive(ms, role="pg", pg="primary")
+    ps.sort(key=lambda m: (-int(m["tags"].get("epoch", "0") or 0), m["name"]))
+    return ps[0] if ps else None
+
+
 def refresh_nginx(ms):
-    backends = alive(ms, role="nginx", app="up")
-    lines = [f"server {ip_of(m)}:8000 max_fails=1 fail_timeout=3s;  # {m['name']}\n" for m in backends]
+    backends = alive(ms, role="app", app="up")
+    note = ""
+    if not backends:
+        # No app is ready: send to every live one rather than to none (a
+        # load balancer's panic mode); each says what it cannot reach.
+        backends, note = alive(ms, role="app"), "  # panic: no app is ready"
+    lines = [f"server {ip_of(m)}:8000 max_fails=1 fail_timeout=3s;  # {m['name']}{note}\n" for m in backends]
     if not lines:
         # nginx needs one server; none is up, so answer 502 until one is.
         lines = ["server 127.0.0.1:9 down;  # no live backend\n"]
     if write_if_changed("/etc/nginx/todo-upstreams.conf", "".join(lines)):
         if subprocess.run(["nginx", "-t", "-q"]).returncode == 0:
             subprocess.run(["systemctl", "reload", "nginx"], check=False)
-    primary = [m["name"] for m in alive(ms, role="pg", pg="primary")]
-    standbys = [m["name"] for m in alive(ms, role="pg", pg="standby")]
+
+
+def refresh_app(ms):
+    p = primary_of(ms)
+    standbys = [m["name"] for m in alive(ms, role="pg", pg="standby", lag="ok")]
     os.makedirs("/etc/todo", exist_ok=True)
     write_if_changed("/etc/todo/discovery.json",
-                     json.dumps({"primary": primary[0] if primary else None, "standbys": standbys,
-                                 "backends": [m["name"] for m in backends], "updated": time.time()}, indent=2) + "\n")
+                     json.dumps({"primary": p["name"] if p else None, "standbys": standbys,
+                                 "epoch": int(p["tags"].get("epoch", "0") or 0) if p else None}, indent=2) + "\n")
 
 
 PAGE = """<!doctype html>
@@ -102,9 +122,13 @@ def health(m):
     t = m["tags"]
     if m["status"] != "alive":
         return m["status"]
-    if t.get("role") == "nginx":
+    if t.get("role") == "app":
         return "app " + t.get("app", "?")
     if t.get("role") == "pg":
+        if t.get("pg") == "primary":
+            return f"primary (epoch {t.get('epoch', '?')})"
+        if t.get("pg") == "standby":
+            return "standby, " + ("caught up" if t.get("lag") == "ok" else "behind")
         return t.get("pg", "starting")
     return "ok"
 
@@ -143,20 +167,23 @@ def refresh():
         ms = members()
         if role == "nginx":
             refresh_nginx(ms)
+        elif role == "app":
+            refresh_app(ms)
         elif role == "adm":
             refresh_adm(ms)
 
 
 def watch():
-    """The per-node loop. On nginx nodes: probe this node's app every second
-    and set the Serf tag app=up/down when it changes. On every role: refresh
-    from the member list every 5 s as well as on Serf's events, so a missed or
+    """The per-node loop. On app nodes: probe this node's app every second
+    (ready: it reaches its database) and set the Serf tag app=up/down when
+    it changes. On every role: refresh
+    from the member list every 5 s (apps: every second) as well as on Serf's events, so a missed or
     reordered event cannot leave a live backend out (or a dead one in)."""
     role = self_tags().get("role")
     with open("/etc/lab/facts.json") as f:
         facts = json.load(f)
     node = facts["node"]
-    url = f"http://{facts['ip']}:8000/api/health" if role == "nginx" else None
+    url = "http://127.0.0.1:8000/api/ready" if role == "app" else None
     # Start from the tag the node carries (kept in Serf's tags file across
     # restarts): a node whose app comes back as it boots changes no tag, so
     # its rejoin is not raced by flapping updates.
@@ -181,7 +208,9 @@ def watch():
                     state = want
                 except Exception as e:  # serf not up yet: try again next round
                     print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
-        if time.monotonic() - last_refresh >= 5:
+        # Apps resync every second (a failover's new primary must reach them
+        # fast, even if Serf's event is late); others every 5 s.
+        if time.monotonic() - last_refresh >= (1 if role == "app" else 5):
             last_refresh = time.monotonic()
             try:
                 refresh()

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Every node runs a Serf agent that joins adm1, with its role as a tag.
-# Roles that react to membership (adm, nginx) get lab-discovery as handler.
+# Roles that react to membership (adm, nginx, app) get lab-discovery as
+# handler. The "local" profile detects a dead node in a few seconds, which
+# the database's failover waits for.
 set -euo pipefail
 mkdir -p /etc/serf /var/lib/serf
 # Tags live in a tags file so `serf tags -set` survives restarts.
@@ -17,6 +19,7 @@ cat > /etc/serf/lab.json <<JSON
   "rpc_addr": "127.0.0.1:7373",
   "tags_file": "/var/lib/serf/tags.json",
   $handler
+  "profile": "local",
   "retry_join": ["$LAB_ROLE_ADM_IPS"],
   "retry_interval": "1s",
   "reconnect_interval": "2s",
@@ -29,8 +32,8 @@ systemctl restart serf
 for i in $(seq 1 100); do serf members >/dev/null 2>&1 && break; sleep 0.1; done
 serf members >/dev/null
 if [ -n "$handler" ]; then
-  # Besides Serf's events: resync every 5 s, and on nginx nodes tell Serf
-  # whether this node's app answers (tag app=up/down).
+  # Besides Serf's events: resync every 5 s, and on app nodes tell Serf
+  # whether this node's app is ready (tag app=up/down).
   cat > /etc/systemd/system/lab-discovery.service <<'UNIT'
 [Unit]
 Description=lab discovery loop: resync from Serf; on app nodes, the app=up/down tag

@@ -1,5 +1,6 @@
 """Settings of the TodoMVC app, from /etc/todo/app.json (written by
-provisioning from the lab's facts): the primary and every pg node."""
+provisioning from the lab's facts): every pg node, and the first primary.
+Which node is the primary later is discovery's to say (views.follow_primary)."""
 import json
 import os
 
@@ -11,7 +12,7 @@ SECRET_KEY = "todomvc-lab-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["todo"]
-MIDDLEWARE = []
+MIDDLEWARE = ["todo.views.follow_primary_middleware"]
 ROOT_URLCONF = "todo.urls"
 WSGI_APPLICATION = "todo.wsgi.application"
 USE_TZ = True

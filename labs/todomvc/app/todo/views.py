@@ -17,20 +17,48 @@ from django.shortcuts import render
 
 from .models import Todo
 
-_discovery = {"at": 0.0, "mtime": 0.0, "standbys": []}
+_discovery = {"at": 0.0, "primary": None, "standbys": []}
 
 
-def live_standbys():
-    """Standbys Serf says are alive (lab-discovery writes the file)."""
+def discovery():
+    """What lab-discovery last wrote from Serf: the primary and the standbys
+    that are caught up. Read at most once a second."""
     now = time.monotonic()
     if now - _discovery["at"] > 1:
         _discovery["at"] = now
         try:
             with open("/etc/todo/discovery.json") as f:
-                _discovery["standbys"] = json.load(f).get("standbys") or []
+                d = json.load(f)
+            _discovery["primary"] = d.get("primary")
+            _discovery["standbys"] = d.get("standbys") or []
         except (OSError, ValueError):
-            _discovery["standbys"] = []
-    return [s for s in _discovery["standbys"] if s in settings.DATABASES and s != settings.PRIMARY]
+            pass
+    return _discovery
+
+
+def follow_primary():
+    """Point "default" (writes) at the primary discovery names: after a
+    failover the next request writes to the new one, without a restart."""
+    p = discovery()["primary"]
+    if not p or p == settings.PRIMARY or p not in settings.DATABASES:
+        return
+    conn = connections["default"]
+    conn.close()
+    conn.settings_dict["HOST"] = settings.DATABASES[p]["HOST"]
+    settings.PRIMARY = p
+
+
+def follow_primary_middleware(get_response):
+    """Every request first follows the primary (settings.MIDDLEWARE)."""
+    def middleware(request):
+        follow_primary()
+        return get_response(request)
+    return middleware
+
+
+def live_standbys():
+    """Standbys Serf says are alive and caught up."""
+    return [s for s in discovery()["standbys"] if s in settings.DATABASES and s != settings.PRIMARY]
 
 
 def read_alias():
@@ -78,12 +106,13 @@ def index(request):
 
 
 def health(request):
-    """Liveness: the app answers. Serf's app tag follows this."""
+    """Liveness: the app answers."""
     return reply({"node": settings.LAB_NODE, "status": "ok"})
 
 
 def ready(request):
-    """Readiness: the app reaches the primary."""
+    """Readiness: the app reaches the database it writes to. Serf's app tag
+    follows this, and nginx sends only to apps that are ready."""
     try:
         with connections["default"].cursor() as c:
             c.execute("SELECT 1")

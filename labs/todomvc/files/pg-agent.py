@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""pg-agent: automatic failover of the todomvc lab's PostgreSQL, through Serf.
+
+Runs on every pg node (pg-agent.service) and owns the local server: it is the
+one that starts it at boot (the cluster's start.conf is "manual"), so a node
+that comes back never starts as a second primary. Twice a second it looks at
+Serf's member list and:
+
+  primary   tags itself pg=primary epoch=E; makes the replication slot of
+            every other pg node of the lab; if another live primary has a
+            higher epoch (or the same, and a lower name), it steps down: it
+            stops, rewinds onto that one (pg_rewind) and starts as a standby.
+  standby   follows the live primary with the highest epoch (primary_conninfo,
+            reloaded); tags lag=ok while its replay is within LAG_BYTES of
+            the primary's position, else lag=behind (the apps read only from
+            standbys that are ok); if it cannot stream from that primary for
+            STUCK seconds (a timeline it cannot follow), it rewinds onto it.
+            When no primary is alive for GRACE seconds, the standbys elect
+            one: each tags lsn=<its replay position>, and after COLLECT
+            seconds the one with the highest position (then the lowest name)
+            promotes itself, with an epoch above every epoch seen.
+
+At boot: once Serf has joined, a node that was a primary and finds another
+live primary rewinds onto it; otherwise it starts as it was.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+PGV = "15"
+DATA = f"/var/lib/postgresql/{PGV}/main"
+CONF = f"/etc/postgresql/{PGV}/main/postgresql.conf"
+BIN = f"/usr/lib/postgresql/{PGV}/bin"
+UNIT = f"postgresql@{PGV}-main"
+EPOCH = "/var/lib/postgresql/lab-epoch"
+GRACE, COLLECT, STUCK = 0.5, 1.0, 15.0
+TICK = 0.5
+LAG_BYTES = 1 << 20
+
+def facts():
+    with open("/etc/lab/facts.json") as f:
+        return json.load(f)
+
+
+ME = facts()["node"]
+
+
+def log(msg):
+    print(f"{ME}: {msg}", flush=True)
+
+
+def run(*args, check=True, timeout=60):
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def as_postgres():
+    """psql and pg_rewind run as postgres: a plain setuid, no PAM session
+    (runuser would log two lines a second)."""
+    return dict(user="postgres", group="postgres", extra_groups=[], cwd="/",
+                env=dict(os.environ, HOME="/var/lib/postgresql", PGCONNECT_TIMEOUT="2"))
+
+
+def psql(sql, host=None, user=None, db="postgres", timeout=5):
+    args = ["psql", "-qtAX", "-d", db, "-c", sql]
+    if host:
+        args += ["-h", host, "-U", user or "rewind"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **as_postgres())
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip() or f"psql exit {r.returncode}")
+    return r.stdout.strip()
+
+
+def members():
+    out = run("serf", "members", "-format", "json", timeout=10).stdout
+    return [m for m in json.loads(out)["members"] if m["tags"].get("role") == "pg"]
+
+
+def tag(**kv):
+    sets = [a for k, v in kv.items() if v is not None for a in ("-set", f"{k}={v}")]
+    dels = [a for k, v in kv.items() if v is None for a in ("-delete", k)]
+    run("serf", "tags", *sets, *dels, timeout=10)
+
+
+def my_tags():
+    try:
+        with open("/var/lib/serf/tags.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def epoch():
+    try:
+        with open(EPOCH) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def set_epoch(e):
+    with open(EPOCH, "w") as f:
+        f.write(f"{e}\n")
+
+
+def rank(m):
+    """Order of primaries: the highest epoch wins, then the lowest name."""
+    return (-int(m["tags"].get("epoch", "0") or 0), m["name"])
+
+
+def live_primaries(ms):
+    return sorted((m for m in ms if m["status"] == "alive" and m["tags"].get("pg") == "primary"), key=rank)
+
+
+def running():
+    return run(f"{BIN}/pg_isready", "-q", "-h", "127.0.0.1", check=False).returncode == 0
+
+
+def in_recovery():
+    return psql("select pg_is_in_recovery()") == "t"
+
+
+def point_to(primary, live):
+    """Make this node a standby of primary: in the running server
+    (ALTER SYSTEM, reload) or in postgresql.auto.conf before a start."""
+    conninfo = f"host={primary} port=5432 user=replicator application_name={ME}"
+    slot = f"{ME}slot"
+    if live:
+        psql(f"alter system set primary_conninfo = '{conninfo}'")
+        psql(f"alter system set primary_slot_name = '{slot}'")
+        psql("select pg_reload_conf()")
+        return
+    auto = f"{DATA}/postgresql.auto.conf"
+    lines = []
+    if os.path.exists(auto):
+        with open(auto) as f:
+            lines = [l for l in f if not l.startswith(("primary_conninfo", "primary_slot_name"))]
+    lines += [f"primary_conninfo = '{conninfo}'\n", f"primary_slot_name = '{slot}'\n"]
+    with open(auto, "w") as f:
+        f.writelines(lines)
+    run("chown", "postgres:postgres", auto)
+    open(f"{DATA}/standby.signal", "a").close()
+    run("chown", "postgres:postgres", f"{DATA}/standby.signal")
+
+
+def upstream():
+    try:
+        ci = psql("show primary_conninfo")
+    except RuntimeError:
+        return None
+    for part in ci.split():
+        if part.startswith("host="):
+            return part[5:]
+    return None
+
+
+def start():
+    run("systemctl", "start", UNIT, timeout=120)
+    for _ in range(150):
+        if running():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("PostgreSQL did not start")
+
+
+def rewind(primary):
+    """Stop, rewind onto primary (or, when pg_rewind cannot, clone it
+    again), and start as its standby."""
+    log(f"rewinding onto {primary}")
+    run("systemctl", "stop", UNIT, timeout=120)
+    r = subprocess.CompletedProcess([], 1, "", "no data")
+    if os.path.exists(f"{DATA}/PG_VERSION"):
+        r = subprocess.run([f"{BIN}/pg_rewind", "-D", DATA, f"--config-file={CONF}",
+                            f"--source-server=host={primary} port=5432 user=rewind dbname=postgres connect_timeout=5"],
+                           capture_output=True, text=True, timeout=600, **as_postgres())
+    if r.returncode != 0:
+        log(f"pg_rewind failed ({r.stderr.strip().splitlines()[-1:]}); cloning {primary} again")
+        run("rm", "-rf", DATA)
+        run("install", "-d", "-o", "postgres", "-g", "postgres", "-m", "700", DATA)
+        subprocess.run(["pg_basebackup", "-h", primary, "-U", "replicator", "-D", DATA, "-X", "stream", "-c", "fast"],
+                       check=True, capture_output=True, text=True, timeout=600, **as_postgres())
+    point_to(primary, live=False)
+    start()
+    tag(pg="standby", lag="behind", epoch=None, lsn=None)
+    log(f"standby of {primary}")
+
+
+def reachable(host):
+    return run(f"{BIN}/pg_isready", "-q", "-h", host, "-t", "2", check=False).returncode == 0
+
+
+def ensure_slots():
+    """Every other pg node of the lab file (read each time: a scale-out adds
+    nodes, and pg-slots.sh drops the slots of those that left)."""
+    have = set(psql("select slot_name from pg_replication_slots").split())
+    for n in facts()["roles"]["pg"]["nodes"]:
+        if n != ME and f"{n}slot" not in have:
+            psql(f"select pg_create_physical_replication_slot('{n}slot', true)")
+            log(f"made the slot of {n}")
+
+
+def lsn_bytes(host=None):
+    sql = "select pg_current_wal_lsn() - '0/0'" if host else "select coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0'"
+    return int(float(psql(sql, host=host)))
+
+
+class Agent:
+    def __init__(self):
+        self.primary_gone_at = None   # when no live primary was first seen
+        self.election_at = None       # when this node tagged its lsn
+        self.pointed_at = (None, 0.0) # the primary followed, since when
+        self.streaming_at = time.monotonic()
+
+    def boot(self):
+        """Start the local server as what it should be now."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # joined: Serf knows others
+            try:
+                if len(json.loads(run("serf", "members", "-format", "json").stdout)["members"]) > 1:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.5)
+        time.sleep(1)  # the others' tags arrive with the join
+        others = [m for m in live_primaries(members()) if m["name"] != ME]
+        if not os.path.exists(f"{DATA}/PG_VERSION"):
+            if not others:
+                raise RuntimeError("no data and no primary to clone")
+            rewind(others[0]["name"])  # clones it
+            return
+        was_primary = not os.path.exists(f"{DATA}/standby.signal")
+        if was_primary and others:
+            rewind(others[0]["name"])
+            return
+        if not was_primary and others:
+            point_to(others[0]["name"], live=False)
+        start()
+        log("started as " + ("primary" if was_primary else "standby"))
+
+    def step(self):
+        ms = members()
+        if not in_recovery():
+            self.as_primary(ms)
+        else:
+            self.as_standby(ms)
+
+    def as_primary(self, ms):
+        e = epoch() or 1
+        t = my_tags()
+        if t.get("pg") != "primary" or t.get("epoch") != str(e) or "lsn" in t or "lag" in t:
+            tag(pg="primary", epoch=str(e), lsn=None, lag=None)
+            log(f"primary, epoch {e}")
+        better = [m for m in live_primaries(ms) if m["name"] != ME and rank(m) < (-e, ME)]
+        if better:
+            log(f"{better[0]['name']} is primary with epoch {better[0]['tags'].get('epoch')}: stepping down")
+            rewind(better[0]["name"])
+            return
+        ensure_slots()
+
+    def as_standby(self, ms):
+        now = time.monotonic()
+        ps = live_primaries(ms)
+        if ps:
+            self.primary_gone_at = self.election_at = None
+            self.follow(ps[0]["name"], now)
+            return
+        if self.primary_gone_at is None:
+            self.primary_gone_at = now
+            log("no live primary")
+        if my_tags().get("lag") != "behind":
+            tag(lag="behind")
+        if now - self.primary_gone_at < GRACE:
+            return
+        if self.election_at is None:
+            tag(lsn=str(lsn_bytes()))
+            self.election_at = now
+            return
+        if now - self.election_at < COLLECT:
+            return
+        cands = [m for m in ms if m["status"] == "alive" and m["tags"].get("pg") == "standby" and "lsn" in m["tags"]]
+        cands.sort(key=lambda m: (-int(m["tags"]["lsn"]), m["name"]))
+        if not cands or cands[0]["name"] != ME:
+            return
+        e = max([epoch()] + [int(m["tags"].get("epoch", "0") or 0) for m in ms]) + 1
+        log(f"promoting myself: epoch {e}, at {cands[0]['tags']['lsn']}")
+        psql("select pg_promote(true, 30)")
+        set_epoch(e)
+        tag(pg="primary", epoch=str(e), lsn=None, lag=None)
+        self.primary_gone_at = self.election_at = None
+        ensure_slots()
+
+    def follow(self, primary, now):
+        t = my_tags()
+        if "lsn" in t:
+            tag(lsn=None)
+        if upstream() != primary:
+            log(f"following {primary}")
+            point_to(primary, live=True)
+            self.pointed_at = (primary, now)
+            self.streaming_at = now
+        streaming = psql("select count(*) from pg_stat_wal_receiver where status = 'streaming'") == "1"
+        if streaming:
+            self.streaming_at = now
+        elif now - self.streaming_at > STUCK and reachable(primary):
+            # The primary answers, yet this node cannot stream from it: its
+            # history went another way (a timeline it cannot follow).
+            rewind(primary)
+            self.streaming_at = time.monotonic()
+            return
+        try:
+            ok = streaming and lsn_bytes(primary) - lsn_bytes() < LAG_BYTES
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+            ok = False
+        want = "ok" if ok else "behind"
+        if t.get("lag") != want or t.get("pg") != "standby":
+            tag(pg="standby", lag=want, epoch=None)
+
+
+def main():
+    a = Agent()
+    while True:
+        try:
+            if running():
+                a.step()
+            else:
+                a.boot()
+        except Exception as e:  # one bad round (Serf restarting, a slow query): try again
+            print(f"{ME}: {e}", file=sys.stderr, flush=True)
+        time.sleep(TICK)
+
+
+if __name__ == "__main__":
+    main()
