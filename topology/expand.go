@@ -1,10 +1,12 @@
 package topology
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +33,16 @@ func BlockSize(p netip.Prefix) int {
 		b -= b % 10
 	}
 	return b
+}
+
+// prefixFor is the longest IPv4 prefix whose role blocks hold node number n.
+func prefixFor(n int) int {
+	for bits := 30; bits > 8; bits-- {
+		if BlockSize(netip.PrefixFrom(netip.IPv4Unspecified(), bits)) >= n {
+			return bits
+		}
+	}
+	return 8
 }
 
 // blockSize is the block of addresses a role owns: the smallest of its own
@@ -84,8 +96,12 @@ type Net struct {
 	Bridge  string       `json:"bridge"`
 	Subnet  netip.Prefix `json:"subnet"`
 	Gateway netip.Addr   `json:"address"` // the bridge's address, .1; not a default route for nodes
-	Domain  string       `json:"domain"`
-	Auto    bool         `json:"auto,omitempty"` // the subnet was chosen, not written
+	// Subnet6 is the IPv6 /64 (invalid when the network is IPv4 only);
+	// Gateway6, its ::1, is the bridge's.
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"address6,omitzero"`
+	Domain   string       `json:"domain"`
+	Auto     bool         `json:"auto,omitempty"` // the subnet was chosen, not written
 }
 
 // Node is one machine of the lab.
@@ -104,12 +120,16 @@ type Node struct {
 	Spec *Role `json:"-"`
 }
 
-// Interface is a node's address on one lab network.
+// Interface is a node's address on one lab network: IPv4, and IPv6 when
+// the network is dual stack (Addr6 has the same host number, written in
+// the same digits: 10.80.0.21 is fd…::21).
 type Interface struct {
 	Network string       `json:"network"`
 	Bridge  string       `json:"bridge"`
 	Addr    netip.Addr   `json:"address"`
 	Subnet  netip.Prefix `json:"subnet"`
+	Addr6   netip.Addr   `json:"address6,omitzero"`
+	Subnet6 netip.Prefix `json:"subnet6,omitzero"`
 }
 
 // IP is the node's address on its first network.
@@ -118,6 +138,15 @@ func (n Node) IP() netip.Addr {
 		return netip.Addr{}
 	}
 	return n.Interfaces[0].Addr
+}
+
+// IP6 is the node's IPv6 address on its first network (invalid when that
+// network is IPv4 only).
+func (n Node) IP6() netip.Addr {
+	if len(n.Interfaces) == 0 {
+		return netip.Addr{}
+	}
+	return n.Interfaces[0].Addr6
 }
 
 // BridgeName is the Linux bridge of a lab's i-th network.
@@ -153,6 +182,16 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 			Domain:  n.Domain,
 			Auto:    auto,
 		}
+		if n.HasIPv6() {
+			net.Subnet6 = AutoSubnet6(t.Name, n.Name)
+			if n.Subnet6 != "" {
+				var err error
+				if net.Subnet6, err = ParseSubnet6(n.Subnet6); err != nil {
+					return nil, err
+				}
+			}
+			net.Gateway6 = HostAddr6(net.Subnet6, 1)
+		}
 		lab.Networks = append(lab.Networks, net)
 		byName[n.Name] = net
 	}
@@ -166,7 +205,7 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 		if r.SSHEnabled() {
 			pkgs = mergePackages(pkgs, SSHPackages)
 		}
-		for idx := 1; idx <= r.CountOf(); idx++ {
+		for idx := r.FirstOf(); idx <= r.LastOf(); idx++ {
 			n := Node{
 				Name:     NodeName(r.Role, idx),
 				Role:     r.Role,
@@ -186,15 +225,41 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 					return nil, fmt.Errorf("role %s: node %d does not fit the block of %d addresses in %s", r.Role, idx, block, net.Subnet)
 				}
 				host := ReservedHosts + ri*block + idx
-				n.Interfaces = append(n.Interfaces, Interface{
+				ifc := Interface{
 					Network: nn, Bridge: net.Bridge, Subnet: net.Subnet,
 					Addr: hostAddr(net.Subnet, host),
-				})
+				}
+				if net.Subnet6.IsValid() {
+					ifc.Addr6, ifc.Subnet6 = HostAddr6(net.Subnet6, host), net.Subnet6
+				}
+				n.Interfaces = append(n.Interfaces, ifc)
 			}
 			lab.Nodes = append(lab.Nodes, n)
 		}
 	}
 	return lab, nil
+}
+
+// AutoSubnet6 is the IPv6 /64 of a network that names none: a unique local
+// address prefix (fd00::/8, RFC 4193) whose 56 bits come from the lab and
+// network names, so the same file gives the same addresses everywhere.
+func AutoSubnet6(lab, network string) netip.Prefix {
+	h := sha256.Sum256([]byte("lab/" + lab + "/" + network))
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:8], h[:7])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// HostAddr6 is host number host in a /64, written with the same digits as
+// in IPv4 so that people read them alike: host 21 is ::21 (0x21).
+func HostAddr6(p netip.Prefix, host int) netip.Addr {
+	id, _ := strconv.ParseUint(strconv.Itoa(host), 16, 64)
+	a := p.Masked().Addr().As16()
+	for i := 0; i < 8; i++ {
+		a[15-i] = byte(id >> (8 * i))
+	}
+	return netip.AddrFrom16(a)
 }
 
 func hostAddr(p netip.Prefix, host int) netip.Addr {

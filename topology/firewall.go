@@ -121,7 +121,7 @@ func didYouMeanAny(s string, known []string) string {
 }
 
 // Sources resolves a `from` name to the addresses it stands for on one
-// network: a role's nodes, a node, the network's whole subnet (when it is
+// network, IPv4 and IPv6: a role's nodes, a node, the network's whole subnet (when it is
 // that network), or the host (host is true).
 func (l *Lab) Sources(name, network string) (addrs []netip.Prefix, host bool) {
 	if name == HostSource {
@@ -137,12 +137,18 @@ func (l *Lab) Sources(name, network string) (addrs []netip.Prefix, host bool) {
 		for _, ifc := range n.Interfaces {
 			if ifc.Network == network {
 				addrs = append(addrs, netip.PrefixFrom(ifc.Addr, 32))
+				if ifc.Addr6.IsValid() {
+					addrs = append(addrs, netip.PrefixFrom(ifc.Addr6, 128))
+				}
 			}
 		}
 	}
 	if len(nodes) == 0 && name == network {
 		if net := l.Network(network); net != nil {
 			addrs = append(addrs, net.Subnet)
+			if net.Subnet6.IsValid() {
+				addrs = append(addrs, net.Subnet6)
+			}
 		}
 	}
 	return addrs, false

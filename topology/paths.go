@@ -24,7 +24,9 @@ func (t *Topology) checkSource(at reporter, path, written string, dir bool) {
 	full := t.Path(written)
 	real, err := filepath.EvalSymlinks(full)
 	if err != nil {
-		at(path, "%q: %s", Cut(written), statErr(err))
+		if !(t.missingOK && os.IsNotExist(err)) {
+			at(path, "%q: %s", Cut(written), statErr(err))
+		}
 		return
 	}
 	if why := t.outside(real); why != "" {

@@ -40,7 +40,7 @@ func (t Test) Limit() time.Duration {
 func (t *Topology) HasNode(name string) bool {
 	for i := range t.Nodes {
 		r := &t.Nodes[i]
-		if strings.HasPrefix(name, r.Role) && isIndex(strings.TrimPrefix(name, r.Role), r.CountOf()) {
+		if strings.HasPrefix(name, r.Role) && r.hasIndex(strings.TrimPrefix(name, r.Role)) {
 			return true
 		}
 	}
@@ -56,6 +56,19 @@ func (t *Topology) nodeNames() []string {
 	return out
 }
 
+// noNode says that a name is none of the file's nodes, with the nearest
+// one or, in a small lab, all of them.
+func (t *Topology) noNode(name string) string {
+	names := t.nodeNames()
+	hint := ""
+	if s := suggest(name, names); s != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", s)
+	} else if len(names) > 0 && len(names) <= 20 {
+		hint = " (nodes: " + strings.Join(names, ", ") + ")"
+	}
+	return fmt.Sprintf("no node %q in this lab%s", Cut(name), hint)
+}
+
 func (t *Topology) validateTests(at reporter) {
 	seen := map[string]int{}
 	for i, test := range t.Tests {
@@ -64,14 +77,7 @@ func (t *Topology) validateTests(at reporter) {
 			at(path+".run", "required: the shell command that passes when it exits 0")
 		}
 		if test.Node != "" && !t.HasNode(test.Node) {
-			names := t.nodeNames()
-			hint := ""
-			if s := suggest(test.Node, names); s != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", s)
-			} else if len(names) > 0 && len(names) <= 20 {
-				hint = " (nodes: " + strings.Join(names, ", ") + ")"
-			}
-			at(path+".node", "no node %q in this lab%s", Cut(test.Node), hint)
+			at(path+".node", "%s", t.noNode(test.Node))
 		}
 		if test.Timeout != "" {
 			checkDuration(at, path+".timeout", test.Timeout, time.Second)

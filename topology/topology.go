@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -28,6 +29,10 @@ type Topology struct {
 	Networks []Network `yaml:"networks"`
 	Nodes    []Role    `yaml:"nodes"`
 	Tests    []Test    `yaml:"tests"`
+	// Aliases are extra DNS names: alias → node, served by the lab's DNS on
+	// the networks that node is on (not in /etc/hosts, so a change reaches
+	// running nodes at once).
+	Aliases map[string]string `yaml:"aliases"`
 
 	// File is the path the topology was read from; Dir is its folder, which
 	// script and file paths are relative to.
@@ -37,6 +42,7 @@ type Topology struct {
 	lines     map[string]int
 	hostPaths []string
 	providers []string
+	missingOK bool
 }
 
 // Defaults apply to every role that does not say otherwise.
@@ -52,17 +58,25 @@ type Defaults struct {
 	SSH           bool     `yaml:"ssh"`
 }
 
-// Network is one lab network: a bridge with a subnet and a DNS domain.
+// Network is one lab network: a bridge with a subnet and a DNS domain,
+// dual stack: beside the IPv4 subnet, an IPv6 ULA /64 (Subnet6, or one
+// fixed from the lab and network names) unless IPv6 is false.
 type Network struct {
-	Name   string `yaml:"name"`
-	Subnet string `yaml:"subnet"`
-	Domain string `yaml:"domain"`
+	Name    string `yaml:"name"`
+	Subnet  string `yaml:"subnet"`
+	Subnet6 string `yaml:"subnet6"`
+	IPv6    *bool  `yaml:"ipv6"`
+	Domain  string `yaml:"domain"`
 }
+
+// HasIPv6 tells whether the network is dual stack (the default).
+func (n *Network) HasIPv6() bool { return n.IPv6 == nil || *n.IPv6 }
 
 // Role is a group of identical nodes: role pg with count 2 gives pg1 and pg2.
 type Role struct {
 	Role      string   `yaml:"role"`
 	Count     *int     `yaml:"count"`
+	First     *int     `yaml:"first"` // the index of the role's first node (default 1)
 	Provider  string   `yaml:"provider"`
 	Image     string   `yaml:"image"`
 	CPUs      int      `yaml:"cpus"`
@@ -75,12 +89,26 @@ type Role struct {
 	Health    []Check  `yaml:"health"`
 	Ports     []Port   `yaml:"ports"`
 	SSH       *bool    `yaml:"ssh"`
+	SSHPort   int      `yaml:"ssh_port"` // sshd's port with ssh: true (default 22)
 	// Firewall, when given (even empty), is all the traffic its nodes accept.
 	Firewall []Rule `yaml:"firewall"`
+	// Floating are addresses any of the role's nodes may take (VRRP).
+	Floating []string `yaml:"floating"`
+	// Unmask are units the image masks (they cost every boot and a lab
+	// node seldom needs them) that this role's nodes run.
+	Unmask []string `yaml:"unmask"`
 }
 
 // SSHEnabled tells whether the role's nodes run sshd with the lab's key.
 func (r *Role) SSHEnabled() bool { return r.SSH != nil && *r.SSH }
+
+// SSHPortOf is the port the role's sshd listens on.
+func (r *Role) SSHPortOf() int {
+	if r.SSHPort == 0 {
+		return 22
+	}
+	return r.SSHPort
+}
 
 // Port forwards a host port on loopback to a port of one of the role's
 // nodes: "8080:80", "127.0.0.2:8080:80", or {host: 8080, port: 80, node: web2}.
@@ -142,13 +170,31 @@ func (r *Role) CountOf() int {
 	return *r.Count
 }
 
-// Names are the names of the role's nodes: ROLE1, ROLE2, …
+// FirstOf returns the index of a role's first node: 1 unless the file says
+// `first` (which retires the lowest-numbered nodes when a count is lowered).
+func (r *Role) FirstOf() int {
+	if r.First == nil {
+		return 1
+	}
+	return *r.First
+}
+
+// LastOf returns the index of a role's last node (FirstOf-1 when it has none).
+func (r *Role) LastOf() int { return r.FirstOf() + r.CountOf() - 1 }
+
+// Names are the names of the role's nodes: ROLE1, ROLE2, … (from `first`).
 func (r *Role) Names() []string {
 	out := make([]string, 0, r.CountOf())
-	for i := 1; i <= r.CountOf(); i++ {
+	for i := r.FirstOf(); i <= r.LastOf(); i++ {
 		out = append(out, NodeName(r.Role, i))
 	}
 	return out
+}
+
+// hasIndex tells whether s is the index of one of the role's nodes.
+func (r *Role) hasIndex(s string) bool {
+	i, err := strconv.Atoi(s)
+	return err == nil && i >= r.FirstOf() && i <= r.LastOf() && strconv.Itoa(i) == s
 }
 
 // Line returns the line a field path was found at; for a path the file
@@ -191,6 +237,9 @@ type Options struct {
 	// Providers are the provider names a lab file may use: the registry's,
 	// which the topology does not know by itself (nil: names are not checked).
 	Providers []string
+	// MissingSources lets a script or file a step names be absent (lab graph
+	// draws a lab whose files are built later); everything else is checked.
+	MissingSources bool
 }
 
 // Load reads, decodes, defaults and validates a topology file.
@@ -228,7 +277,7 @@ func Parse(data []byte, name, dir string) (*Topology, error) {
 // ParseWith is Parse with options.
 func ParseWith(data []byte, name, dir string, o Options) (*Topology, error) {
 	errs := &Errors{File: name}
-	t := &Topology{File: name, Dir: dir, lines: map[string]int{}, hostPaths: o.HostPaths, providers: o.Providers}
+	t := &Topology{File: name, Dir: dir, lines: map[string]int{}, hostPaths: o.HostPaths, providers: o.Providers, missingOK: o.MissingSources}
 
 	if line, msg := badBytes(data); msg != "" {
 		errs.add("", line, msg)

@@ -84,6 +84,7 @@ func (t *Topology) validate(errs *Errors) {
 	t.validateNetworks(at)
 	t.validateRoles(at, checkProvider)
 	t.validateTests(at)
+	t.validateAliases(at)
 }
 
 type reporter func(path, format string, args ...any)
@@ -187,6 +188,8 @@ func (t *Topology) validateNetworks(at reporter) {
 	names := map[string]bool{}
 	var prefixes []netip.Prefix
 	var prefixPaths []string
+	var prefixes6 []netip.Prefix
+	var prefixPaths6 []string
 	for i, n := range t.Networks {
 		p := fmt.Sprintf("networks[%d]", i)
 		switch {
@@ -210,6 +213,23 @@ func (t *Topology) validateNetworks(at reporter) {
 				}
 				prefixes = append(prefixes, pfx)
 				prefixPaths = append(prefixPaths, p+".subnet")
+			}
+		}
+		if n.Subnet6 != "" {
+			pfx, err := ParseSubnet6(n.Subnet6)
+			switch {
+			case err != nil:
+				at(p+".subnet6", "%v", err)
+			case !n.HasIPv6():
+				at(p+".subnet6", "the network has ipv6: false")
+			default:
+				for j, other := range prefixes6 {
+					if other == pfx {
+						at(p+".subnet6", "%s is also %s", pfx, prefixPaths6[j])
+					}
+				}
+				prefixes6 = append(prefixes6, pfx)
+				prefixPaths6 = append(prefixPaths6, p+".subnet6")
 			}
 		}
 		if n.Domain != "" && (!domainRe.MatchString(n.Domain) || len(n.Domain) > 200) {
@@ -243,6 +263,23 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 	return pfx, nil
 }
 
+// ParseSubnet6 checks that s is an IPv6 unique local /64 (fc00::/7): lab
+// nodes get addresses in it beside their IPv4 ones, and nothing routes it.
+func ParseSubnet6(s string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil || !pfx.Addr().Is6() || pfx.Addr().Is4In6():
+		return pfx, fmt.Errorf("%q: want an IPv6 unique local /64 such as fd12:3456:789a:1::/64", Cut(s))
+	case pfx.Bits() != 64:
+		return pfx, fmt.Errorf("%q: want a /64 (nodes' addresses follow their IPv4 host numbers)", s)
+	case pfx.Masked() != pfx:
+		return pfx, fmt.Errorf("%q has host bits set; did you mean %s?", s, pfx.Masked())
+	case !pfx.Addr().IsPrivate():
+		return pfx, fmt.Errorf("%q is not a unique local range (fc00::/7)", s)
+	}
+	return pfx, nil
+}
+
 func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, string, string)) {
 	if len(t.Nodes) == 0 {
 		at("nodes", "required: at least one role")
@@ -253,13 +290,20 @@ func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, strin
 	}
 	roles := t.validateRoleNames(at)
 	hostPorts := map[string]string{}
+	floating := map[netip.Addr]string{}
 	for i := range t.Nodes {
 		r := &t.Nodes[i]
 		rp := func(f string) string { return rolePath(i, f) }
 		if r.Count != nil && *r.Count < 0 {
 			at(rp("count"), "%d: a count cannot be below 0", *r.Count)
-		} else if max := t.blockSize(r); r.CountOf() > max && max > 0 {
-			at(rp("count"), "%d nodes do not fit: each role has a block of %d addresses in this subnet; use a larger subnet", r.CountOf(), max)
+		} else if r.First != nil && *r.First < 1 {
+			at(rp("first"), "%d: node numbers start at 1", *r.First)
+		} else if max := t.blockSize(r); r.LastOf() > max && max > 0 {
+			if r.First != nil {
+				at(rp("first"), "nodes %s%d…%s%d do not fit: each role has a block of %d addresses in this subnet, so its node numbers end at %d; use a larger subnet (/%d holds them)", r.Role, r.FirstOf(), r.Role, r.LastOf(), max, max, prefixFor(r.LastOf()))
+			} else {
+				at(rp("count"), "%d nodes do not fit: each role has a block of %d addresses in this subnet; use a larger subnet (/%d holds them)", r.CountOf(), max, prefixFor(r.LastOf()))
+			}
 		}
 		checkProvider(at, rp("provider"), r.Provider)
 		checkImage(at, rp("image"), r.Image)
@@ -277,6 +321,15 @@ func (t *Topology) validateRoles(at reporter, checkProvider func(reporter, strin
 		}
 		validatePorts(at, rp("ports"), r, hostPorts)
 		t.validateFirewall(at, rp("firewall"), r)
+		t.validateFloating(at, rp("floating"), r, floating)
+		validateUnmask(at, rp("unmask"), r.Unmask)
+		switch {
+		case r.SSHPort == 0:
+		case r.SSHPort < 1 || r.SSHPort > 65535:
+			at(rp("ssh_port"), "%d: want a port from 1 to 65535", r.SSHPort)
+		case !r.SSHEnabled():
+			at(rp("ssh_port"), "needs ssh: true (it moves the sshd that ssh: true gives)")
+		}
 	}
 	if cyc := t.afterCycle(); cyc != nil {
 		i := roles[cyc[0]]
@@ -353,8 +406,8 @@ func validatePorts(at reporter, path string, r *Role, hostPorts map[string]strin
 		if ip, err := netip.ParseAddr(pf.Address); err != nil || !ip.IsLoopback() {
 			at(pp+".address", "%q: forwards listen on loopback only, such as 127.0.0.1", Cut(pf.Address))
 		}
-		if pf.Node != "" && (!strings.HasPrefix(pf.Node, r.Role) || !isIndex(strings.TrimPrefix(pf.Node, r.Role), r.CountOf())) {
-			at(pp+".node", "%q is not a node of role %s (%s1…%s%d)", Cut(pf.Node), r.Role, r.Role, r.Role, r.CountOf())
+		if pf.Node != "" && (!strings.HasPrefix(pf.Node, r.Role) || !r.hasIndex(strings.TrimPrefix(pf.Node, r.Role))) {
+			at(pp+".node", "%q is not a node of role %s (%s%d…%s%d)", Cut(pf.Node), r.Role, r.Role, r.FirstOf(), r.Role, r.LastOf())
 		}
 		if r.CountOf() == 0 {
 			at(pp, "role %s has no nodes to forward to", r.Role)
@@ -393,11 +446,6 @@ func didYouMean(s string, known []string) string {
 		return fmt.Sprintf(" (roles: %s)", strings.Join(known, ", "))
 	}
 	return ""
-}
-
-func isIndex(s string, count int) bool {
-	i, err := strconv.Atoi(s)
-	return err == nil && i >= 1 && i <= count && strconv.Itoa(i) == s
 }
 
 // ParsePort reads "8080:80" or "127.0.0.1:8080:80".
