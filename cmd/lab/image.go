@@ -48,12 +48,23 @@ func newImageList(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "KEY\tSIZE\tBUILT\tBUILD TIME\tPACKAGES")
-			for _, i := range imgs {
-				fmt.Fprintf(w, "%s\t%dM\t%s\t%.1fs\t%s\n", i.Key, i.Size>>20, i.BuiltAt.Format(time.RFC3339), i.BuildTime.Seconds(), strings.Join(i.Spec.Packages, ","))
+			use, err := a.images().Usage()
+			if err != nil {
+				return err
 			}
-			return w.Flush()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "KEY\tOWN\tSHARED\tBUILT\tBUILD TIME\tPACKAGES")
+			for _, i := range imgs {
+				u := use[i.Key]
+				fmt.Fprintf(w, "%s\t%dM\t%dM\t%s\t%.1fs\t%s\n", i.Key, u.Own>>20, u.Shared>>20, i.BuiltAt.Format(time.RFC3339), i.BuildTime.Seconds(), strings.Join(i.Spec.Packages, ","))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if len(imgs) > 1 {
+				fmt.Fprintf(cmd.OutOrStdout(), "OWN is what only that image holds, SHARED what it holds with other images (hard links, counted once on disk)\n")
+			}
+			return nil
 		},
 	}
 }
