@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // Delay is an impairment of the traffic sent to a node: each frame is held
@@ -77,7 +79,7 @@ func StartDelayLine(ctx context.Context, lab, id string, ports []string, from []
 		args = append(args, "--port", p)
 	}
 	cmd := &exec.Cmd{Path: exe, Args: args, Stdout: logf, Stderr: logf, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Daemon(cmd.Start); err != nil {
 		return 0, err
 	}
 	pid := cmd.Process.Pid
@@ -122,14 +124,21 @@ func divert(ctx context.Context, lab, id string, ports []string, from []netip.Ad
 	var b strings.Builder
 	t := DelayTable(lab)
 	fmt.Fprintf(&b, "table netdev %s {}\n", t)
-	match := ""
+	matches := []string{""}
 	if len(from) > 0 {
-		match = "ip saddr " + addrSet(from) + " "
+		matches = nil
+		for _, fam := range []string{"ip", "ip6"} {
+			if as := family(from, fam); len(as) > 0 {
+				matches = append(matches, fam+" saddr "+addrSet(as)+" ")
+			}
+		}
 	}
 	for _, p := range ports {
 		fmt.Fprintf(&b, "add chain netdev %s %s { type filter hook egress device %q priority 0; policy accept; }\n", t, delayChain(id, p), p)
 		fmt.Fprintf(&b, "add rule netdev %s %s meta mark 0x%x accept\n", t, delayChain(id, p), delayMark)
-		fmt.Fprintf(&b, "add rule netdev %s %s %sfwd to %q\n", t, delayChain(id, p), match, TapName(p))
+		for _, match := range matches {
+			fmt.Fprintf(&b, "add rule netdev %s %s %sfwd to %q\n", t, delayChain(id, p), match, TapName(p))
+		}
 	}
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(b.String())

@@ -34,19 +34,27 @@ type Policy struct {
 	Bridges map[string]bool
 }
 
-// Port is a node's host-side interface on a lab bridge, with its address.
+// Port is a node's host-side interface on a lab bridge, with its
+// addresses (Addr6 invalid: the network is IPv4 only).
 type Port struct {
 	Node   string
 	Name   string
 	Bridge string
 	Addr   netip.Addr
+	Addr6  netip.Addr
+	// Floating are the addresses (either family) the node may also send
+	// from: its role's floating addresses on this network.
+	Floating []netip.Addr
 }
 
-// Guard is a node that accepts only what Allow says.
+// Guard is a node that accepts only what Allow says, on its address (and
+// IPv6 address) on one network.
 type Guard struct {
-	Node  string
-	Addr  netip.Addr
-	Allow []Allowed
+	Node     string
+	Addr     netip.Addr
+	Addr6    netip.Addr
+	Floating []netip.Addr // guarded like Addr while the node holds them
+	Allow    []Allowed
 }
 
 // Allowed is one allow rule: from these addresses (or the host), to these
@@ -88,8 +96,17 @@ func (p Policy) renderPorts() string {
 	ports := append([]Port(nil), p.Ports...)
 	sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
 	for _, pt := range ports {
-		fmt.Fprintf(&b, "\t\tiifname %q ether type ip ip saddr != %s counter drop comment \"lab: %s sends only as itself\"\n", pt.Name, pt.Addr, pt.Node)
-		fmt.Fprintf(&b, "\t\tiifname %q ether type ip6 counter drop comment \"lab: no IPv6 on lab networks\"\n", pt.Name)
+		fmt.Fprintf(&b, "\t\tiifname %q ether type ip ip saddr != %s counter drop comment \"lab: %s sends only as itself\"\n", pt.Name, addrOrSet(append([]netip.Addr{pt.Addr}, family(pt.Floating, "ip")...)), pt.Node)
+		if !pt.Addr6.IsValid() {
+			fmt.Fprintf(&b, "\t\tiifname %q ether type ip6 counter drop comment \"lab: no IPv6 on this network\"\n", pt.Name)
+			continue
+		}
+		// Neighbour discovery from the link-local address (and :: while
+		// checking for duplicates) passes; no node routes, so none may
+		// advertise itself as a router or redirect.
+		fmt.Fprintf(&b, "\t\tiifname %q ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } counter drop comment \"lab: %s is no router\"\n", pt.Name, pt.Node)
+		fmt.Fprintf(&b, "\t\tiifname %q ether type ip6 ip6 saddr { ::, fe80::/10 } meta l4proto ipv6-icmp accept\n", pt.Name)
+		fmt.Fprintf(&b, "\t\tiifname %q ether type ip6 ip6 saddr != %s counter drop comment \"lab: %s sends only as itself\"\n", pt.Name, addrOrSet(append([]netip.Addr{pt.Addr6}, family(pt.Floating, "ip6")...)), pt.Node)
 	}
 	b.WriteString("\t}\n}\n")
 	return b.String()
@@ -100,18 +117,28 @@ func (p Policy) renderInet() string {
 	fmt.Fprintf(&b, "table inet %s {\n", PolicyTable(p.Lab))
 	b.WriteString("\tchain cuts {\n\t\ttype filter hook forward priority filter - 20; policy accept;\n")
 	for _, c := range p.Cuts {
-		fmt.Fprintf(&b, "\t\tip saddr %s ip daddr %s counter drop comment \"lab: fault %s\"\n", addrSet(c.From), addrSet(c.To), c.ID)
-		if !c.OneWay {
-			fmt.Fprintf(&b, "\t\tip saddr %s ip daddr %s counter drop comment \"lab: fault %s\"\n", addrSet(c.To), addrSet(c.From), c.ID)
+		for _, fam := range []string{"ip", "ip6"} {
+			from, to := family(c.From, fam), family(c.To, fam)
+			if len(from) == 0 || len(to) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\t\t%[1]s saddr %[2]s %[1]s daddr %[3]s counter drop comment \"lab: fault %[4]s\"\n", fam, addrSet(from), addrSet(to), c.ID)
+			if !c.OneWay {
+				fmt.Fprintf(&b, "\t\t%[1]s saddr %[2]s %[1]s daddr %[3]s counter drop comment \"lab: fault %[4]s\"\n", fam, addrSet(to), addrSet(from), c.ID)
+			}
 		}
 	}
 	b.WriteString("\t}\n")
-	// Between nodes (bridged) and from the host (output): replies pass,
-	// then each guarded node's own chain decides.
+	// Between nodes (bridged) and from the host (output): replies and
+	// neighbour discovery pass, then each guarded node's own chain decides.
 	for _, hook := range []string{"forward", "output"} {
 		fmt.Fprintf(&b, "\tchain %s_guard {\n\t\ttype filter hook %s priority filter; policy accept;\n\t\tct state established,related accept\n", hook, hook)
+		b.WriteString("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n")
 		for _, g := range p.Guards {
-			fmt.Fprintf(&b, "\t\tip daddr %s jump %s_%s\n", g.Addr, hook, chainName(g.Node))
+			fmt.Fprintf(&b, "\t\tip daddr %s jump %s_%s\n", addrOrSet(append([]netip.Addr{g.Addr}, family(g.Floating, "ip")...)), hook, chainName(g.Node))
+			if g.Addr6.IsValid() {
+				fmt.Fprintf(&b, "\t\tip6 daddr %s jump %s_%s\n", addrOrSet(append([]netip.Addr{g.Addr6}, family(g.Floating, "ip6")...)), hook, chainName(g.Node))
+			}
 		}
 		b.WriteString("\t}\n")
 	}
@@ -128,27 +155,59 @@ func (g Guard) render(hook string, host bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\tchain %s_%s {\n", hook, chainName(g.Node))
 	for _, a := range g.Allow {
-		from := ""
+		var froms []string // "" when the host: output sends only the host's own packets
 		switch {
 		case host && !a.Host:
 			continue
-		case !host && len(a.From) == 0:
-			continue
-		case !host:
-			from = "ip saddr " + prefixSet(a.From) + " "
+		case host:
+			froms = []string{""}
+		default:
+			for _, fam := range []string{"ip", "ip6"} {
+				if ps := prefixFamily(a.From, fam); len(ps) > 0 {
+					froms = append(froms, fam+" saddr "+prefixSet(ps)+" ")
+				}
+			}
 		}
-		if len(a.TCP) > 0 {
-			fmt.Fprintf(&b, "\t\t%stcp dport { %s } accept\n", from, strings.Join(a.TCP, ", "))
-		}
-		if len(a.UDP) > 0 {
-			fmt.Fprintf(&b, "\t\t%sudp dport { %s } accept\n", from, strings.Join(a.UDP, ", "))
-		}
-		if a.ICMP {
-			fmt.Fprintf(&b, "\t\t%sicmp type echo-request accept\n", from)
+		for _, from := range froms {
+			if len(a.TCP) > 0 {
+				fmt.Fprintf(&b, "\t\t%stcp dport { %s } accept\n", from, strings.Join(a.TCP, ", "))
+			}
+			if len(a.UDP) > 0 {
+				fmt.Fprintf(&b, "\t\t%sudp dport { %s } accept\n", from, strings.Join(a.UDP, ", "))
+			}
+			if a.ICMP {
+				if from == "" || strings.HasPrefix(from, "ip ") {
+					fmt.Fprintf(&b, "\t\t%sicmp type echo-request accept\n", from)
+				}
+				if from == "" || strings.HasPrefix(from, "ip6 ") {
+					fmt.Fprintf(&b, "\t\t%sicmpv6 type echo-request accept\n", from)
+				}
+			}
 		}
 	}
 	fmt.Fprintf(&b, "\t\tcounter drop comment \"lab: %s accepts only what its firewall allows\"\n\t}\n", g.Node)
 	return b.String()
+}
+
+// family keeps the addresses of one family ("ip" or "ip6").
+func family(as []netip.Addr, fam string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range as {
+		if a.Is4() == (fam == "ip") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func prefixFamily(ps []netip.Prefix, fam string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() == (fam == "ip") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func chainName(node string) string { return strings.ReplaceAll(node, "-", "_") }
@@ -159,6 +218,14 @@ func addrSet(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return "{ " + strings.Join(s, ", ") + " }"
+}
+
+// addrOrSet is one address as itself, more as a set.
+func addrOrSet(as []netip.Addr) string {
+	if len(as) == 1 {
+		return as[0].String()
+	}
+	return addrSet(as)
 }
 
 func prefixSet(ps []netip.Prefix) string {
@@ -174,18 +241,20 @@ func prefixSet(ps []netip.Prefix) string {
 }
 
 // ApplyPolicy puts the lab's policy in force: the bridges that need it hand
-// bridged IPv4 to the inet hooks (nf_call_iptables, per bridge: no other
-// bridge of the machine changes), then the tables are replaced in one
-// transaction.
+// bridged IPv4 and IPv6 to the inet hooks (nf_call_iptables and
+// nf_call_ip6tables, per bridge: no other bridge of the machine changes),
+// then the tables are replaced in one transaction.
 func ApplyPolicy(ctx context.Context, p Policy) error {
 	for br, on := range p.Bridges {
-		f := filepath.Join("/sys/class/net", br, "bridge", "nf_call_iptables")
 		v := "0"
 		if on {
 			v = "1"
 		}
-		if err := os.WriteFile(f, []byte(v), 0o644); err != nil && on {
-			return fmt.Errorf("bridge %s: pass bridged traffic to nftables: %w", br, err)
+		for _, k := range []string{"nf_call_iptables", "nf_call_ip6tables"} {
+			f := filepath.Join("/sys/class/net", br, "bridge", k)
+			if err := os.WriteFile(f, []byte(v), 0o644); err != nil && on {
+				return fmt.Errorf("bridge %s: pass bridged traffic to nftables: %w", br, err)
+			}
 		}
 	}
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")

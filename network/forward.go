@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // Forward is a port forward from the host's loopback to a node: socat
@@ -54,7 +56,7 @@ func StartForward(logDir string, f Forward) (int, error) {
 	defer logf.Close()
 	cmd := &exec.Cmd{Path: socat, Args: []string{f.tag(), f.listen(), "TCP:" + f.Target + ",connect-timeout=5"}, Stdout: logf, Stderr: logf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Daemon(cmd.Start); err != nil {
 		return 0, err
 	}
 	pid := cmd.Process.Pid

@@ -24,18 +24,22 @@ import (
 	"time"
 
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // RunDir holds dnsmasq's configuration, hosts file and PID file, one set per
 // bridge, readable by dnsmasq after it drops privileges.
 var RunDir = "/run/lab"
 
-// Net is one network to make.
+// Net is one network to make. Subnet6 and Gateway6 are its IPv6 /64 and
+// the bridge's address in it (invalid: the network is IPv4 only).
 type Net struct {
-	Bridge  string
-	Subnet  netip.Prefix
-	Gateway netip.Addr // the bridge's address
-	Domain  string
+	Bridge   string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr // the bridge's address
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
+	Domain   string
 }
 
 // Manager makes and removes networks. Owner identifies the lab (its state
@@ -67,7 +71,11 @@ func LinkExists(name string) bool {
 // CheckFree returns an error when subnet overlaps a route or an address of
 // the host that is not on bridge itself (another lab, a VPN, the LAN).
 func CheckFree(ctx context.Context, subnet netip.Prefix, bridge string) error {
-	out, err := run(ctx, "ip", "-j", "-4", "route", "show", "table", "all")
+	fam := "-4"
+	if subnet.Addr().Is6() {
+		fam = "-6"
+	}
+	out, err := run(ctx, "ip", "-j", fam, "route", "show", "table", "all")
 	if err != nil {
 		return err
 	}
@@ -89,9 +97,9 @@ func CheckFree(ctx context.Context, subnet netip.Prefix, bridge string) error {
 			if err2 != nil {
 				continue
 			}
-			p = netip.PrefixFrom(a, 32)
+			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Bits() == 0 {
+		if p.Bits() == 0 || p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() {
 			continue
 		}
 		if p.Overlaps(subnet) {
@@ -114,8 +122,13 @@ func (m *Manager) Preflight(ctx context.Context, lab string, n Net) error {
 		return fmt.Errorf("network %s: bridge %s belongs to another lab named %q (%s); destroy it there or rename this lab", n.Bridge, n.Bridge, lab, strings.TrimSpace(string(owner)))
 	}
 	if !LinkExists(n.Bridge) {
-		if err := CheckFree(ctx, n.Subnet, n.Bridge); err != nil {
-			return fmt.Errorf("network %s: %w", n.Bridge, err)
+		for _, s := range []netip.Prefix{n.Subnet, n.Subnet6} {
+			if !s.IsValid() {
+				continue
+			}
+			if err := CheckFree(ctx, s, n.Bridge); err != nil {
+				return fmt.Errorf("network %s: %w", n.Bridge, err)
+			}
 		}
 	}
 	return nil
@@ -142,8 +155,9 @@ func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
 			return fmt.Errorf("network %s: %w", n.Bridge, err)
 		}
 	}
-	// No IPv6 on lab bridges: nodes are IPv4 only, and no router advertisements leak.
-	_ = os.WriteFile(filepath.Join("/proc/sys/net/ipv6/conf", n.Bridge, "disable_ipv6"), []byte("1"), 0o644)
+	if err := ensureIPv6(ctx, n); err != nil {
+		return fmt.Errorf("network %s: %w", n.Bridge, err)
+	}
 	addr := netip.PrefixFrom(n.Gateway, n.Subnet.Bits()).String()
 	if out, _ := run(ctx, "ip", "-4", "-o", "addr", "show", "dev", n.Bridge); !strings.Contains(out, " "+addr+" ") {
 		if _, err := run(ctx, "ip", "addr", "replace", addr, "dev", n.Bridge); err != nil {
@@ -155,6 +169,32 @@ func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
 	}
 	if err := m.ensureDNS(ctx, n); err != nil {
 		return fmt.Errorf("network %s: dnsmasq: %w", n.Bridge, err)
+	}
+	return nil
+}
+
+// ensureIPv6 gives a dual-stack network's bridge its ::1 (no duplicate
+// address detection: the address is the lab's, and dnsmasq binds it at
+// once) and takes no router advertisements; an IPv4-only network's bridge
+// has IPv6 off.
+func ensureIPv6(ctx context.Context, n Net) error {
+	conf := func(key, v string) error {
+		return os.WriteFile(filepath.Join("/proc/sys/net/ipv6/conf", n.Bridge, key), []byte(v), 0o644)
+	}
+	if !n.Subnet6.IsValid() {
+		_ = conf("disable_ipv6", "1")
+		return nil
+	}
+	for _, kv := range [][2]string{{"accept_ra", "0"}, {"autoconf", "0"}, {"disable_ipv6", "0"}} {
+		if err := conf(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("IPv6: %w", err)
+		}
+	}
+	addr := netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()).String()
+	if out, _ := run(ctx, "ip", "-6", "-o", "addr", "show", "dev", n.Bridge); !strings.Contains(out, " "+addr+" ") {
+		if _, err := run(ctx, "ip", "-6", "addr", "replace", addr, "dev", n.Bridge, "nodad"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -192,7 +232,7 @@ func (m *Manager) ensureDNS(ctx context.Context, n Net) error {
 	conf, hosts, pidf := m.paths(n.Bridge)
 	cfg := fmt.Sprintf(`# lab: DNS for bridge %[1]s only; answers lab names, forwards nothing.
 interface=%[1]s
-listen-address=%[2]s
+listen-address=%[2]s%[6]s
 bind-interfaces
 except-interface=lo
 no-resolv
@@ -203,7 +243,7 @@ local=/%[3]s/
 expand-hosts
 addn-hosts=%[4]s
 pid-file=%[5]s
-`, n.Bridge, n.Gateway, n.Domain, hosts, pidf)
+`, n.Bridge, n.Gateway, n.Domain, hosts, pidf, listen6(n))
 	if _, err := os.Stat(hosts); err != nil {
 		if err := os.WriteFile(hosts, nil, 0o644); err != nil {
 			return err
@@ -219,7 +259,11 @@ pid-file=%[5]s
 		}
 		stopPID(pid)
 	}
-	out, err := run(ctx, "dnsmasq", "--conf-file="+conf)
+	var out string
+	err := spawn.Daemon(func() (err error) {
+		out, err = run(ctx, "dnsmasq", "--conf-file="+conf)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%w %s", err, out)
 	}
@@ -231,6 +275,13 @@ pid-file=%[5]s
 		return errors.New("started but wrote no PID file")
 	}
 	return nil
+}
+
+func listen6(n Net) string {
+	if !n.Gateway6.IsValid() {
+		return ""
+	}
+	return "\nlisten-address=" + n.Gateway6.String()
 }
 
 // dnsmasqPID returns the PID in pidf when that process is our dnsmasq for

@@ -36,6 +36,7 @@ type Node struct {
 type Interface struct {
 	Bridge string
 	Addr   netip.Prefix // address with the subnet's length, such as 10.80.0.11/24
+	Addr6  netip.Prefix // IPv6 address, such as fd…::11/64 (invalid: IPv4 only)
 }
 
 // Image is a built, cached root filesystem a node starts from.

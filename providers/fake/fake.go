@@ -6,9 +6,12 @@ package fake
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -250,4 +253,47 @@ func (p *Provider) Kill(ctx context.Context, n providers.Node) error {
 	}
 	p.set(n, providers.Stopped)
 	return nil
+}
+
+// SaveDisk writes the node's files (what CopyIn wrote) to dir as its disk.
+func (p *Provider) SaveDisk(ctx context.Context, n providers.Node, dir string) error {
+	defer p.end()
+	if err := p.begin(ctx, "savedisk", n, []string{dir}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	b, err := json.Marshal(p.files[n.Name])
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "disk.json"), b, 0o644)
+}
+
+// RestoreDisk gives the node the files SaveDisk wrote to dir.
+func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string) error {
+	defer p.end()
+	if err := p.begin(ctx, "restoredisk", n, []string{dir}); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "disk.json"))
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{}
+	if err := json.Unmarshal(b, &files); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.files[n.Name] = files
+	return nil
+}
+
+// TakeDisk is RestoreDisk: the fake has nothing to move.
+func (p *Provider) TakeDisk(ctx context.Context, n providers.Node, dir string) error {
+	return p.RestoreDisk(ctx, n, dir)
 }

@@ -116,6 +116,10 @@ func (p *Provider) configure(ctx context.Context, n providers.Node) error {
 	s.WriteString("set -e\n")
 	for i, ifc := range n.Interfaces {
 		fmt.Fprintf(&s, "ip link set eth%d up\nip addr replace %s brd %s dev eth%d\n", i, ifc.Addr, providers.Broadcast(ifc.Addr), i)
+		if ifc.Addr6.IsValid() {
+			// No router sends advertisements on a lab network; none is taken.
+			fmt.Fprintf(&s, "echo 0 > /proc/sys/net/ipv6/conf/eth%[1]d/accept_ra\necho 0 > /proc/sys/net/ipv6/conf/eth%[1]d/disable_ipv6\nip -6 addr replace %[2]s dev eth%[1]d nodad\n", i, ifc.Addr6)
+		}
 	}
 	fmt.Fprintf(&s, "hostname %s\necho %s > /etc/hostname\n", n.Name, n.Name)
 	var out bytes.Buffer

@@ -9,8 +9,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // ensureDaemons starts virtlogd and libvirtd when they are not running and
@@ -35,14 +38,14 @@ func ensureDaemons(log io.Writer, socket string) error {
 	fmt.Fprintln(log, "lab: libvirtd is not running: starting virtlogd and libvirtd")
 	logd := filepath.Join(filepath.Dir(socket), "virtlogd-sock")
 	if !answers(logd) {
-		if out, err := exec.Command("virtlogd", "-d").CombinedOutput(); err != nil {
-			return fmt.Errorf("virtlogd -d: %v: %s", err, out)
+		if err := daemon("virtlogd", "-d"); err != nil {
+			return err
 		}
 	}
 	// A socket left by a libvirtd that died answers nothing; libvirtd
 	// replaces it.
-	if out, err := exec.Command("libvirtd", "-d").CombinedOutput(); err != nil {
-		return fmt.Errorf("libvirtd -d: %v: %s", err, out)
+	if err := daemon("libvirtd", "-d"); err != nil {
+		return err
 	}
 	for i := 0; i < 200; i++ {
 		if answers(socket) {
@@ -93,3 +96,15 @@ func fixKVMAccess(log io.Writer) {
 }
 
 func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// daemon runs a command that forks a daemon and returns, outside any
+// container's cgroup (see package spawn).
+func daemon(name string, args ...string) error {
+	return spawn.Daemon(func() error {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		}
+		return nil
+	})
+}

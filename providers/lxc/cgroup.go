@@ -2,8 +2,11 @@ package lxc
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // cgroupRoot is where cgroup hierarchies are mounted (a variable for tests).
@@ -55,4 +58,84 @@ func cgroupLimits(cpus int, memory int64) [][2]string {
 		}
 	}
 	return out
+}
+
+// RemoveCgroups removes the cgroups LXC left for a stopped container: its
+// monitor's (lxc.monitor.ID, or ID-1, ID-2… when LXC found the name taken)
+// and its payload's, in every hierarchy. liblxc's monitor sometimes exits
+// before it can remove its own; over many runs they pile up. rmdir removes
+// only an empty cgroup, so a live one is never touched.
+func RemoveCgroups(id string) {
+	roots, _ := os.ReadDir(cgroupRoot)
+	dirs := []string{cgroupRoot}
+	for _, r := range roots {
+		if r.IsDir() {
+			dirs = append(dirs, cgroupRoot+"/"+r.Name())
+		}
+	}
+	for _, d := range dirs {
+		for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
+			matches, _ := filepath.Glob(d + "/" + kind + id)
+			more, _ := filepath.Glob(d + "/" + kind + id + "-[0-9]*")
+			for _, m := range append(matches, more...) {
+				rmdirTree(m)
+			}
+		}
+	}
+}
+
+// rmdirTree removes an empty cgroup and its empty children, deepest first.
+func rmdirTree(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			rmdirTree(dir + "/" + e.Name())
+		}
+	}
+	_ = syscall.Rmdir(dir)
+}
+
+// liblxc moves the process that starts a container (every thread of lab)
+// into the container's monitor cgroup (lxc.monitor.ID) and leaves it there.
+// Then every later child of lab (dnsmasq, socat, libvirtd, the next
+// container's monitor) is born in that cgroup, which cannot be removed when
+// the container goes: goHome moves lab back after each start.
+var (
+	homeOnce sync.Once
+	home     []string // lab's own cgroups, as /proc/self/cgroup said first
+)
+
+func rememberHome() {
+	homeOnce.Do(func() {
+		b, err := os.ReadFile("/proc/self/cgroup")
+		if err == nil {
+			home = strings.Split(strings.TrimSpace(string(b)), "\n")
+		}
+	})
+}
+
+// goHome puts lab's process back in the cgroups it started in.
+func goHome() {
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	for _, line := range home {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var dirs []string
+		if parts[1] == "" { // the unified hierarchy
+			dirs = []string{cgroupRoot + "/unified", cgroupRoot}
+		} else {
+			for _, c := range strings.Split(parts[1], ",") {
+				dirs = append(dirs, cgroupRoot+"/"+strings.TrimPrefix(c, "name="))
+			}
+			dirs = append(dirs, cgroupRoot+"/"+strings.ReplaceAll(parts[1], "name=", ""))
+		}
+		for _, d := range dirs {
+			if _, err := os.Stat(d + parts[2] + "/cgroup.procs"); err == nil {
+				_ = os.WriteFile(d+parts[2]+"/cgroup.procs", pid, 0o644)
+				break
+			}
+		}
+	}
 }

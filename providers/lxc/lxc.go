@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/spawn"
 
 	golxc "github.com/lxc/go-lxc"
 	"golang.org/x/term"
@@ -49,7 +50,10 @@ type Provider struct {
 }
 
 // New returns a provider keeping containers in path.
-func New(path string) *Provider { return &Provider{path: path, BootPoll: 50 * time.Millisecond} }
+func New(path string) *Provider {
+	rememberHome()
+	return &Provider{path: path, BootPoll: 50 * time.Millisecond}
+}
 
 // Info: local, privileged containers on lab's bridges, frozen through the
 // cgroup freezer.
@@ -96,6 +100,9 @@ func (p *Provider) Config(n providers.Node) string {
 		w(k+"name", fmt.Sprintf("eth%d", i))
 		w(k+"hwaddr", MAC(n.Lab, n.Name, i))
 		w(k+"ipv4.address", fmt.Sprintf("%s %s", ifc.Addr, providers.Broadcast(ifc.Addr)))
+		if ifc.Addr6.IsValid() {
+			w(k+"ipv6.address", ifc.Addr6.String())
+		}
 	}
 	for _, kv := range cgroupLimits(n.CPUs, n.Memory) {
 		w(kv[0], kv[1])
@@ -138,37 +145,51 @@ func (p *Provider) Start(ctx context.Context, n providers.Node) error {
 	if !c.Defined() {
 		return fmt.Errorf("node %s: start: container %s is not defined in %s", n.Name, n.ID, p.path)
 	}
-	if c.State() != golxc.RUNNING {
-		if err := c.WantCloseAllFds(true); err != nil {
-			return fmt.Errorf("node %s: start: %w", n.Name, err)
+	if c.State() == golxc.RUNNING {
+		// Started before (by an earlier lab, or a restart it did not wait
+		// for): ask systemd.
+		err := providers.WaitSystemd(ctx, p, n, p.BootPoll)
+		if err != nil && strings.Contains(err.Error(), "the node stopped") {
+			return fmt.Errorf("%w%s", err, p.logTail(n))
 		}
-		if err := c.Start(); err != nil {
-			return fmt.Errorf("node %s: start: %w%s", n.Name, err, p.logTail(n))
-		}
+		return err
 	}
-	return p.waitBoot(ctx, n)
-}
-
-// waitBoot waits for systemd, and says why from LXC's log when the
-// container stopped instead.
-func (p *Provider) waitBoot(ctx context.Context, n providers.Node) error {
-	err := providers.WaitSystemd(ctx, p, n, p.BootPoll)
-	if err != nil && strings.Contains(err.Error(), "the node stopped") {
-		return fmt.Errorf("%w%s", err, p.logTail(n))
+	if err := p.armBooted(n); err != nil {
+		return fmt.Errorf("node %s: start: %w", n.Name, err)
 	}
-	return err
+	if err := c.WantCloseAllFds(true); err != nil {
+		return fmt.Errorf("node %s: start: %w", n.Name, err)
+	}
+	err = spawn.Moving(func() error {
+		defer goHome()
+		return c.Start()
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: start: %w%s", n.Name, err, p.logTail(n))
+	}
+	return p.waitBooted(ctx, n)
 }
 
 func (p *Provider) logTail(n providers.Node) string {
-	b, err := os.ReadFile(filepath.Join(p.dir(n), "lxc.log"))
+	path := filepath.Join(p.dir(n), "lxc.log")
+	b, err := os.ReadFile(path)
 	if err != nil || len(b) == 0 {
 		return ""
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
+	return "\n  " + WhyLine(string(b)) + "\n  (lxc log: " + path + ")"
+}
+
+// WhyLine is the line of an LXC log that says why a container did not
+// start: the first error (what follows it is mostly its consequences), or
+// the last line when no line is an error.
+func WhyLine(log string) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	for _, l := range lines {
+		if i := strings.Index(l, " ERROR "); i >= 0 {
+			return strings.TrimSpace(l[i+1:])
+		}
 	}
-	return "\n  lxc log (" + filepath.Join(p.dir(n), "lxc.log") + "):\n  " + strings.Join(lines, "\n  ")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func (p *Provider) Stop(ctx context.Context, n providers.Node) error {
@@ -221,6 +242,7 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	if err := os.RemoveAll(p.dir(n)); err != nil {
 		return fmt.Errorf("node %s: destroy: %w", n.Name, err)
 	}
+	RemoveCgroups(n.ID)
 	return nil
 }
 
