@@ -44,7 +44,7 @@ fuzz:
 
 ## bench: speed of lab up/destroy against liblxc started directly (the floor)
 bench: setup
-	$(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 3x ./bench/ ./labs/...
+	$(GO) test -count=1 -timeout 45m -run '^$$' -bench . -benchtime 3x ./bench/ ./labs/...
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)

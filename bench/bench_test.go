@@ -47,7 +47,7 @@ func sh(b *testing.B, name string, args ...string) {
 // floor starts n overlay containers of img directly with go-lxc, in
 // parallel, and returns the time until systemd in all of them says running
 // or degraded. It removes them afterwards.
-func floor(b *testing.B, img *image.Image) time.Duration {
+func floor(b *testing.B, img *image.Image, nodes int) time.Duration {
 	const br, lxcpath = "lab-bfloor-0", "/var/lib/lxc"
 	sh(b, "ip", "link", "add", br, "type", "bridge")
 	defer exec.Command("ip", "link", "del", br).Run()
@@ -83,6 +83,7 @@ lxc.apparmor.profile = unconfined
 				golxc.Release(c)
 			}
 			os.RemoveAll(filepath.Join(lxcpath, n))
+			lxc.RemoveCgroups(n)
 		}
 	}()
 	start := time.Now()
@@ -121,6 +122,17 @@ lxc.apparmor.profile = unconfined
 	return d
 }
 
+// reportRuns reports the medians of the floor's, up's and destroy's runs,
+// and returns them.
+func reportRuns(b *testing.B, floors, ups, destroys []time.Duration) (f, u, d time.Duration) {
+	f, u, d = median(floors), median(ups), median(destroys)
+	b.ReportMetric(f.Seconds(), "floor-s")
+	b.ReportMetric(u.Seconds(), "up-s")
+	b.ReportMetric(u.Seconds()/f.Seconds(), "up/floor")
+	b.ReportMetric(d.Seconds(), "destroy-s")
+	return f, u, d
+}
+
 func median(d []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -142,7 +154,7 @@ nodes:
 	l.MustRun("image", "build")
 	var floors, ups, destroys []time.Duration
 	for i := 0; i < b.N; i++ {
-		floors = append(floors, floor(b, img))
+		floors = append(floors, floor(b, img, nodes))
 		t := time.Now()
 		l.MustRun("up")
 		ups = append(ups, time.Since(t))
@@ -150,10 +162,6 @@ nodes:
 		l.MustRun("destroy")
 		destroys = append(destroys, time.Since(t))
 	}
-	f, u, d := median(floors), median(ups), median(destroys)
-	b.ReportMetric(f.Seconds(), "floor-s")
-	b.ReportMetric(u.Seconds(), "up-s")
-	b.ReportMetric(u.Seconds()/f.Seconds(), "up/floor")
-	b.ReportMetric(d.Seconds(), "destroy-s")
+	f, u, d := reportRuns(b, floors, ups, destroys)
 	b.Logf("5 nodes, warm cache: floor (liblxc directly) %.2fs, lab up %.2fs (%.2fx, goal ≤1.3x), lab destroy %.2fs (goal <1s)", f.Seconds(), u.Seconds(), u.Seconds()/f.Seconds(), d.Seconds())
 }

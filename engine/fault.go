@@ -63,6 +63,11 @@ func (e *Engine) Fault(ctx context.Context, top *topology.Topology, r FaultReque
 		return nil, err
 	}
 	c.emit("", PhaseFault, "%s %s %s in force (%.3fs)", f.ID, f.Kind, strings.Join(f.Targets, " "), time.Since(t).Seconds())
+	if f.Kind == FaultKill || f.Kind == FaultPause {
+		if err := c.syncDNS(); err != nil { // a role's alias leaves the node out
+			return f, err
+		}
+	}
 	return f, c.update(func() {})
 }
 

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/labctl/lab/plan"
 	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/topology"
 )
 
 func TestFaultsRecordedAndHealed(t *testing.T) {
@@ -77,4 +80,46 @@ func TestFaultsRecordedAndHealed(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"f1"}, healed)
 	assert.Empty(t, r.nets.policy.Cuts)
+}
+
+// A role's alias answers with the role's nodes that run: a kill or pause
+// fault, or a halt, takes a node out of it; heal and up put it back.
+func TestRoleAliasFollowsLiveNodes(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	ctx := context.Background()
+	top, err := topology.Parse([]byte(`name: e
+networks: [{name: lan, subnet: 10.83.0.0/24, ipv6: false}]
+nodes:
+  - {role: web, count: 3}
+aliases: {www: web}
+`), filepath.Join(r.dir, "lab.yaml"), r.dir)
+	require.NoError(t, err)
+	_, err = e.Up(ctx, top, UpOptions{})
+	require.NoError(t, err)
+	www := func() []string {
+		r.nets.mu.Lock()
+		defer r.nets.mu.Unlock()
+		var out []string
+		for _, l := range strings.Split(r.nets.hosts["lab-e-0"], "\n") {
+			if a, ok := strings.CutSuffix(l, " www"); ok {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	assert.Equal(t, []string{"10.83.0.11", "10.83.0.12", "10.83.0.13"}, www())
+	k, err := e.Fault(ctx, top, FaultRequest{Kind: FaultKill, Targets: []string{"web1"}})
+	require.NoError(t, err)
+	p, err := e.Fault(ctx, top, FaultRequest{Kind: FaultPause, Targets: []string{"web3"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.83.0.12"}, www())
+	_, err = e.Heal(ctx, top, []string{k.ID, p.ID}, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.83.0.11", "10.83.0.12", "10.83.0.13"}, www())
+	require.NoError(t, e.Halt(ctx, top, []string{"web2"}))
+	assert.Equal(t, []string{"10.83.0.11", "10.83.0.13"}, www())
+	_, err = e.Up(ctx, top, UpOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.83.0.11", "10.83.0.12", "10.83.0.13"}, www())
 }

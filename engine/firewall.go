@@ -20,7 +20,7 @@ func (c *call) policy() network.Policy {
 	}
 	for _, n := range c.lab.Nodes {
 		for i, ifc := range n.Interfaces {
-			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: providers.PortName(c.lab.Name, n.Name, i), Bridge: ifc.Bridge, Addr: ifc.Addr})
+			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: providers.PortName(c.lab.Name, n.Name, i), Bridge: ifc.Bridge, Addr: ifc.Addr, Addr6: ifc.Addr6, Floating: c.lab.FloatingOn(n, ifc.Network)})
 			if n.Spec.HasFirewall() {
 				p.Bridges[ifc.Bridge] = true
 			}
@@ -37,7 +37,7 @@ func (c *call) policy() network.Policy {
 func (c *call) guards(n topology.Node) []network.Guard {
 	var out []network.Guard
 	for _, ifc := range n.Interfaces {
-		g := network.Guard{Node: n.Name, Addr: ifc.Addr}
+		g := network.Guard{Node: n.Name, Addr: ifc.Addr, Addr6: ifc.Addr6, Floating: c.lab.FloatingOn(n, ifc.Network)}
 		for _, rule := range n.Spec.Firewall {
 			a := network.Allowed{ICMP: rule.Allow.ICMP, TCP: ports(rule.Allow.TCP), UDP: ports(rule.Allow.UDP)}
 			for _, f := range rule.Allow.From {
@@ -93,10 +93,16 @@ func (c *call) addrsOf(name string) []netip.Addr {
 				out = append(out, a.Addr())
 				continue
 			}
+			if a.Addr().Is6() {
+				continue // a network's IPv6 half: its nodes come with the IPv4 half
+			}
 			for _, n := range c.lab.Nodes { // a network: its nodes
 				for _, ifc := range n.Interfaces {
 					if ifc.Network == net.Name {
 						out = append(out, ifc.Addr)
+						if ifc.Addr6.IsValid() {
+							out = append(out, ifc.Addr6)
+						}
 					}
 				}
 			}

@@ -54,5 +54,9 @@ func (e *Engine) Halt(ctx context.Context, top *topology.Topology, nodes []strin
 			return c.update(func() { rec.Phase = state.PhaseHalted })
 		})
 	}
-	return g.Wait()
+	err = g.Wait()
+	if derr := c.syncDNS(); derr != nil && err == nil {
+		err = derr
+	}
+	return err
 }

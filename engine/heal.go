@@ -97,7 +97,10 @@ func (c *call) heal(f *state.Fault) error {
 	if err != nil {
 		return err
 	}
-	return c.update(func() { delete(c.st.Faults, f.ID) })
+	if err := c.update(func() { delete(c.st.Faults, f.ID) }); err != nil {
+		return err
+	}
+	return c.syncDNS() // a role's alias answers with the node again
 }
 
 // restart boots a killed node again, within the boot timeout.

@@ -19,7 +19,11 @@ func ContainerID(lab, node string) string { return lab + "_" + node }
 func (e *Engine) target(lab *topology.Lab, n topology.Node, img *image.Image) providers.Node {
 	t := providers.Node{Lab: lab.Name, Name: n.Name, ID: ContainerID(lab.Name, n.Name), CPUs: n.CPUs, Memory: n.Memory, Accel: n.Accel, Owner: e.owner()}
 	for _, ifc := range n.Interfaces {
-		t.Interfaces = append(t.Interfaces, providers.Interface{Bridge: ifc.Bridge, Addr: netip.PrefixFrom(ifc.Addr, ifc.Subnet.Bits())})
+		pi := providers.Interface{Bridge: ifc.Bridge, Addr: netip.PrefixFrom(ifc.Addr, ifc.Subnet.Bits())}
+		if ifc.Addr6.IsValid() {
+			pi.Addr6 = netip.PrefixFrom(ifc.Addr6, ifc.Subnet6.Bits())
+		}
+		t.Interfaces = append(t.Interfaces, pi)
 	}
 	if img != nil {
 		t.Image = providers.Image{Key: img.Key, RootFS: img.RootFS}

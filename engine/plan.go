@@ -47,7 +47,7 @@ func (c *call) preflight() error {
 }
 
 func netOf(n topology.Net) network.Net {
-	return network.Net{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Domain: n.Domain}
+	return network.Net{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
 }
 
 // observe asks providers for the state of every recorded node.

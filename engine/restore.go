@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
 )
@@ -91,16 +93,10 @@ func (c *call) loadSnapshot(name string) (*state.Snapshot, error) {
 // restoreNodes stops the nodes, puts their disks back, and starts them
 // again, all in parallel phases so that they come back together.
 func (c *call) restoreNodes(snap *state.Snapshot, nodes []string) error {
-	dir := c.e.Store.SnapshotPath(snap.Name)
-	g, gctx := errgroup.WithContext(c.ctx)
-	g.SetLimit(c.e.workers())
-	for _, n := range nodes {
-		g.Go(func() error { return c.putBack(gctx, snap, dir, n) })
-	}
-	if err := g.Wait(); err != nil {
+	if err := c.putBackAll(snap, nodes); err != nil {
 		return err
 	}
-	g, gctx = errgroup.WithContext(c.ctx)
+	g, gctx := errgroup.WithContext(c.ctx)
 	g.SetLimit(c.e.workers())
 	for _, n := range nodes {
 		g.Go(func() error {
@@ -114,7 +110,124 @@ func (c *call) restoreNodes(snap *state.Snapshot, nodes []string) error {
 			return c.startNode(gctx, *node, p, tgt)
 		})
 	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.healthAll(nodes)
+}
+
+// healthAll runs the health checks of nodes in parallel, so that a restore
+// hands back a lab that serves as it did when it was saved, as up does.
+func (c *call) healthAll(nodes []string) error {
+	if c.e.Provisioner == nil {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(c.e.workers())
+	for _, n := range nodes {
+		node := c.lab.Node(n)
+		if node == nil || len(node.Spec.Health) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			p, err := c.e.provider(node.Provider)
+			if err != nil {
+				return err
+			}
+			logf, err := c.logFile(n)
+			if err != nil {
+				return err
+			}
+			defer logf.Close()
+			req := provision.Request{Lab: c.lab, Node: *node, Target: c.nodeTarget(*node, nil), Provider: p, Log: logf}
+			return c.checkHealth(gctx, req)
+		})
+	}
 	return g.Wait()
+}
+
+// putBackAll puts the disks of nodes back in parallel. Every node is marked
+// as being restored before the first one is touched: a restore killed
+// midway leaves each node either restored or marked, and the next restore
+// or up finishes it (finishRestores) instead of keeping a mix of old and
+// restored disks.
+func (c *call) putBackAll(snap *state.Snapshot, nodes []string) error {
+	if err := c.update(func() {
+		for _, n := range nodes {
+			if rec := c.st.Nodes[n]; rec != nil {
+				rec.Restoring = snap.Name
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	dir := c.e.Store.SnapshotPath(snap.Name)
+	g, gctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(c.e.workers())
+	for _, n := range nodes {
+		g.Go(func() error { return c.putBack(gctx, snap, dir, n) })
+	}
+	return g.Wait()
+}
+
+// finishRestores finishes the restores an earlier command was stopped in
+// (nodes marked Restoring): their disks are put back from the snapshot, so
+// that up starts them as the snapshot has them. A snapshot that is gone
+// since leaves the node as it is, and says so.
+func (c *call) finishRestores() error {
+	bySnap := map[string][]string{}
+	for _, n := range c.st.NodeNames() {
+		if s := c.st.Nodes[n].Restoring; s != "" {
+			bySnap[s] = append(bySnap[s], n)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(bySnap)) {
+		nodes := bySnap[name]
+		snap, err := c.e.Store.LoadSnapshot(name)
+		if errors.Is(err, state.ErrNoSnapshot) {
+			if err := c.abandonRestore(name, nodes); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("finish the restore of snapshot %s: %w", name, err)
+		}
+		c.emit("", PhaseSnapshot, "finishing the interrupted restore of snapshot %s: %s", name, strings.Join(nodes, ", "))
+		if err := c.putBackAll(snap, nodes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abandonRestore ends the interrupted restore of a snapshot that is gone:
+// nodes it had not touched keep their disks; those whose disk it was
+// putting back are half-made, so they are destroyed and up makes them
+// afresh.
+func (c *call) abandonRestore(name string, nodes []string) error {
+	var keep, half []string
+	for _, n := range nodes {
+		if c.st.Nodes[n].Phase == state.PhaseCreating {
+			half = append(half, n)
+		} else {
+			keep = append(keep, n)
+		}
+	}
+	if len(keep) > 0 {
+		c.emit("", PhaseSnapshot, "the restore of snapshot %s was interrupted and the snapshot is gone: %s keep their disks", name, strings.Join(keep, ", "))
+	}
+	if len(half) > 0 {
+		c.emit("", PhaseSnapshot, "the restore of snapshot %s was interrupted and the snapshot is gone: %s were half restored and are made afresh", name, strings.Join(half, ", "))
+	}
+	if err := c.update(func() {
+		for _, n := range nodes {
+			c.st.Nodes[n].Restoring = ""
+		}
+	}); err != nil {
+		return err
+	}
+	return c.destroyNodes(half)
 }
 
 // putBack stops one node hard (it is being replaced), makes it if it is
@@ -154,7 +267,7 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 	}
 	stopped := time.Since(t)
 	r := *rec
-	r.Phase = state.PhaseCreating
+	r.Phase, r.Restoring = state.PhaseCreating, snap.Name
 	if err := c.update(func() { c.st.Nodes[n] = &r }); err != nil {
 		return err
 	}
@@ -165,7 +278,7 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 		return fmt.Errorf("node %s: restore: %w", n, err)
 	}
 	c.emit(n, PhaseSnapshot, "disk restored (stopped in %.2fs, disk in %.2fs)", stopped.Seconds(), (time.Since(t) - stopped).Seconds())
-	return c.update(func() { c.st.Nodes[n].Phase = state.PhaseCreated })
+	return c.update(func() { c.st.Nodes[n].Phase, c.st.Nodes[n].Restoring = state.PhaseCreated, "" })
 }
 
 // imageOf is the image a node was saved from, which must be what the lab

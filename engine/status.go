@@ -17,7 +17,9 @@ type NodeStatus struct {
 	ID        string   `json:"id,omitempty"`
 	State     string   `json:"state"`
 	Addresses []string `json:"addresses"`
-	FQDN      string   `json:"fqdn,omitempty"`
+	// Addresses6 are its IPv6 addresses (on dual-stack networks).
+	Addresses6 []string `json:"addresses6,omitempty"`
+	FQDN       string   `json:"fqdn,omitempty"`
 	// Provisioned: "done", "failed", "pending" or "" when not created.
 	Provisioned string `json:"provisioned,omitempty"`
 	Note        string `json:"note,omitempty"`
@@ -40,6 +42,9 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 		s := NodeStatus{Name: n.Name, Role: n.Role, Provider: n.Provider, State: "not created", FQDN: lab.FQDN(n)}
 		for _, ifc := range n.Interfaces {
 			s.Addresses = append(s.Addresses, ifc.Addr.String())
+			if ifc.Addr6.IsValid() {
+				s.Addresses6 = append(s.Addresses6, ifc.Addr6.String())
+			}
 		}
 		if rec := st.Nodes[n.Name]; rec != nil {
 			s.ID, s.Provider = rec.ID, rec.Provider
@@ -85,6 +90,9 @@ func recordStatus(rec *state.Node, n topology.Node) (provisioned, note string) {
 	}
 	if rec.Phase == state.PhaseCreating {
 		note = "half-created: lab up finishes it"
+	}
+	if rec.Restoring != "" {
+		note = fmt.Sprintf("its restore of snapshot %s was interrupted: lab up finishes it", rec.Restoring)
 	}
 	if rec.Provider != n.Provider {
 		note = fmt.Sprintf("the lab file says %s: lab up replaces it", n.Provider)

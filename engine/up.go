@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 		}
 		c.takeFrom = opts.TakeFrom
 	}
+	if err := c.finishRestores(); err != nil {
+		return nil, err
+	}
 	p := c.plan()
 	if err := c.prepare(p); err != nil {
 		return p, err
@@ -57,11 +61,45 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	if ctx.Err() != nil {
 		return p, err
 	}
-	// Forwards go to nodes that run, even when some others failed.
+	// Forwards go to nodes that run, even when some others failed; a
+	// role's alias answers with those that run now.
 	if ferr := c.syncForwards(); ferr != nil && err == nil {
 		err = ferr
 	}
+	if derr := c.syncDNS(); derr != nil && err == nil {
+		err = derr
+	}
 	return p, err
+}
+
+// down tells whether lab knows a node is not running: halted, or held by a
+// kill or pause fault. A role's alias leaves it out.
+func (c *call) down(node string) bool {
+	if rec := c.st.Nodes[node]; rec == nil || rec.Phase == state.PhaseHalted || rec.Phase == state.PhaseCreating {
+		return true
+	}
+	for _, f := range c.st.Faults {
+		if (f.Kind == FaultPause || f.Kind == FaultKill) && slices.Contains(f.Nodes, node) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncDNS gives every network's DNS the names it serves now.
+func (c *call) syncDNS() error {
+	if c.e.Networks == nil {
+		return nil
+	}
+	for _, n := range c.lab.Networks {
+		if c.providerOwns(n) {
+			continue
+		}
+		if err := c.e.Networks.SetHosts(n.Bridge, c.lab.DNSNames(n.Name, c.down)); err != nil {
+			return fmt.Errorf("network %s: dns names: %w", n.Name, err)
+		}
+	}
+	return nil
 }
 
 // prepare does what comes before any node: the SSH key and host files, the
@@ -179,15 +217,7 @@ func (c *call) ensureNetwork(n topology.Net) error {
 		c.emit("", PhaseFailed, "network %s: %v", n.Name, err)
 		return err
 	}
-	var hosts strings.Builder
-	for _, node := range c.lab.Nodes {
-		for _, ifc := range node.Interfaces {
-			if ifc.Network == n.Name {
-				fmt.Fprintf(&hosts, "%s %s\n", ifc.Addr, node.Name)
-			}
-		}
-	}
-	if err := c.e.Networks.SetHosts(n.Bridge, hosts.String()); err != nil {
+	if err := c.e.Networks.SetHosts(n.Bridge, c.lab.DNSNames(n.Name, c.down)); err != nil {
 		return fmt.Errorf("network %s: dns names: %w", n.Name, err)
 	}
 	c.emit("", PhaseNetwork, "%s %s on %s, DNS *.%s (%.2fs)", n.Name, n.Subnet, n.Bridge, n.Domain, time.Since(t).Seconds())

@@ -175,6 +175,7 @@ type NodeStatus struct {
 	Name        string   `json:"name"`
 	State       string   `json:"state"`
 	Addresses   []string `json:"addresses"`
+	Addresses6  []string `json:"addresses6"`
 	Provisioned string   `json:"provisioned"`
 	ID          string   `json:"id"`
 }

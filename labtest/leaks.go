@@ -21,6 +21,7 @@ func Leaks(name, dir string) []string {
 	prefix := name + "_" // node ids are LAB_NODE
 	var out []string
 	out = append(out, leftNodes(prefix)...)
+	out = append(out, leftCgroups(prefix)...)
 	out = append(out, leftNetworks(name)...)
 	for _, pid := range network.ForwardPIDs(name) {
 		out = append(out, fmt.Sprintf("port forward (socat) pid %d", pid))
@@ -36,11 +37,30 @@ func Leaks(name, dir string) []string {
 		}
 	}
 	if dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, ".lab")); err == nil {
-			out = append(out, "state "+filepath.Join(dir, ".lab"))
+		// destroy keeps what the user keeps: snapshots and lab test's artifacts.
+		entries, _ := os.ReadDir(filepath.Join(dir, ".lab"))
+		for _, e := range entries {
+			if e.Name() != "snapshots" && e.Name() != "artifacts" {
+				out = append(out, "state "+filepath.Join(dir, ".lab", e.Name()))
+			}
 		}
 	}
 	return append(out, leftImageBuilds()...)
+}
+
+// leftCgroups are cgroups LXC made for the lab's containers (monitor and
+// payload, in any hierarchy) that are still there.
+func leftCgroups(prefix string) []string {
+	var out []string
+	for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
+		for _, pat := range []string{"/sys/fs/cgroup/*/" + kind + prefix + "*", "/sys/fs/cgroup/" + kind + prefix + "*"} {
+			found, _ := filepath.Glob(pat)
+			for _, f := range found {
+				out = append(out, "cgroup "+f)
+			}
+		}
+	}
+	return out
 }
 
 // leftNodes are containers and VMs (and VM files) whose id has the prefix.

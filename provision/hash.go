@@ -56,7 +56,7 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 		text = []byte(s.Inline)
 		fmt.Fprintf(h, "inline\n")
 	case s.Ansible != "":
-		b, err := os.ReadFile(top.Path(s.Ansible))
+		b, err := ansibleText(top.Path(s.Ansible))
 		if err != nil {
 			return "", err
 		}
@@ -82,6 +82,11 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 	for _, m := range factRef.FindAll(text, -1) {
 		used[string(m)] = true
 	}
+	if s.Ansible != "" { // playbooks see facts as host variables: lab_role_pg_ips
+		for _, m := range hostVarRef.FindAll(text, -1) {
+			used[strings.ToUpper(string(m))] = true
+		}
+	}
 	for _, v := range s.Env {
 		for _, m := range factRef.FindAllString(v, -1) {
 			used[m] = true
@@ -98,6 +103,45 @@ func StepHash(top *topology.Topology, s topology.Step, facts map[string]string) 
 		fmt.Fprintf(h, "fact %s=%s\n", k, facts[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// AnsibleDirs are the folders beside a playbook that Ansible reads with it:
+// a change in any of them changes the step.
+var AnsibleDirs = []string{"group_vars", "host_vars", "roles", "templates", "files", "vars", "tasks", "handlers"}
+
+var hostVarRef = regexp.MustCompile(`\blab_[a-z0-9_]+`)
+
+// ansibleText is a playbook and every file of the folders beside it that
+// Ansible reads, each under its name, in a stable order.
+func ansibleText(playbook string) ([]byte, error) {
+	text, err := os.ReadFile(playbook)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Write(text)
+	for _, d := range AnsibleDirs {
+		root := filepath.Join(filepath.Dir(playbook), d)
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.Type().IsRegular() {
+				return err
+			}
+			c, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "\n--- %s\n", p[len(filepath.Dir(playbook))+1:])
+			b.Write(c)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
 }
 
 // hashTree hashes a file or folder, without the lab's state folder skip.

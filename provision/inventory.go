@@ -24,6 +24,9 @@ func hostVars(lab *topology.Lab, n topology.Node, key string) map[string]string 
 	if key != "" {
 		v["ansible_ssh_private_key_file"] = key
 	}
+	if p := n.Spec.SSHPortOf(); p != 22 {
+		v["ansible_port"] = fmt.Sprint(p)
+	}
 	for k, val := range Facts(lab, n) {
 		v[strings.ToLower(k)] = val
 	}
@@ -93,6 +96,9 @@ func SSHConfig(lab *topology.Lab, key string) string {
 	fmt.Fprintf(&b, "# OpenSSH config for lab %s, written by lab: ssh -F THIS-FILE NODE\n", lab.Name)
 	for _, n := range lab.Nodes {
 		fmt.Fprintf(&b, "\nHost %s %s\n  HostName %s\n  User root\n", n.Name, lab.FQDN(n), n.IP())
+		if p := n.Spec.SSHPortOf(); p != 22 {
+			fmt.Fprintf(&b, "  Port %d\n", p)
+		}
 		if key != "" {
 			fmt.Fprintf(&b, "  IdentityFile %s\n  IdentitiesOnly yes\n", key)
 		}

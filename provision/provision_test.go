@@ -192,17 +192,28 @@ func TestFacts(t *testing.T) {
 	assert.Equal(t, "10.84.0.31 10.84.0.32", f["LAB_ROLE_WEB_IPS"])
 	assert.Equal(t, "db1", f["LAB_ROLE_DB_NODES"])
 	assert.Equal(t, "10.84.0.1", f["LAB_HOST_IP"])
+	six := lab.Network(lab.Nodes[0].Interfaces[0].Network).Subnet6.Addr().String()
+	assert.Equal(t, six+"32", f["LAB_IP6"], "the IPv6 address has the IPv4 host number's digits")
+	assert.Equal(t, six+"31 "+six+"32", f["LAB_ROLE_WEB_IPS6"])
+	assert.Equal(t, six+"1", f["LAB_HOST_IP6"])
+	assert.Equal(t, six+"/64", f["LAB_SUBNET6"])
+	hf := HostFacts(lab)
+	assert.Equal(t, six+"32", hf["LAB_NODE_WEB2_IP6"])
+	assert.NotContains(t, hf, "LAB_IP6")
 	assert.Equal(t, "NGINX_LB", RoleKey("nginx-lb"))
 
 	var doc struct {
 		Node  string
 		Index int
-		Roles map[string]struct{ Nodes, IPs []string }
+		IP6   string
+		Roles map[string]struct{ Nodes, IPs, IPs6 []string }
 	}
 	require.NoError(t, json.Unmarshal([]byte(FactsJSON(lab, *lab.Node("web2"))), &doc))
 	assert.Equal(t, "web2", doc.Node)
 	assert.Equal(t, 2, doc.Index)
 	assert.Equal(t, []string{"10.84.0.31", "10.84.0.32"}, doc.Roles["web"].IPs)
+	assert.Equal(t, []string{six + "31", six + "32"}, doc.Roles["web"].IPs6)
+	assert.Equal(t, six+"32", doc.IP6)
 	assert.Contains(t, FactsEnvFile(lab, *lab.Node("web2")), "LAB_ROLE_WEB_NODES='web1 web2'\n")
 }
 

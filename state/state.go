@@ -76,6 +76,10 @@ type Node struct {
 	Addresses []string  `json:"addresses"`
 	Phase     string    `json:"phase"` // creating, created, running, halted
 	CreatedAt time.Time `json:"created_at"`
+	// Restoring names the snapshot whose disk is being put back: set for
+	// every node of a restore before the first is stopped, cleared when its
+	// disk is back, so that an interrupted restore is finished, not lost.
+	Restoring string `json:"restoring,omitempty"`
 	// Provisioning records: step index → record.
 	Provision *Provisioning `json:"provision,omitempty"`
 }

@@ -23,6 +23,8 @@ lets in. Mermaid renders in GitHub and GitLab Markdown (put it in a
 		Example: `  lab graph > lab.mmd
   lab graph --format dot | dot -Tsvg > lab.svg`,
 		Args: cobra.NoArgs,
+		// A drawing needs no step files: a lab whose files are built later draws.
+		PreRun: func(*cobra.Command, []string) { a.missingSourcesOK = true },
 		RunE: a.withLab(false, func(cmd *cobra.Command, top *topology.Topology, _ []string) error {
 			if !slices.Contains(diagram.Formats, format) {
 				return usagef("graph: --format %q: want %s", format, strings.Join(diagram.Formats, " or "))

@@ -13,7 +13,7 @@ import (
 	"github.com/labctl/lab/labtest"
 )
 
-// lab graph draws a lab file; the todomvc README shows what it draws today.
+// lab graph draws a lab file; each lab's README shows what it draws today.
 func TestGraph(t *testing.T) {
 	bin := labtest.Binary(t)
 	file := filepath.Join(labtest.Root(), "labs", "todomvc", "lab.yaml")
@@ -29,11 +29,17 @@ func TestGraph(t *testing.T) {
 	}
 	mermaid, code := run()
 	require.Equal(t, 0, code)
-	assert.Contains(t, mermaid, "  role_nginx -. after .-> role_pg\n")
+	assert.Contains(t, mermaid, "  role_app -. after .-> role_pg\n")
 	assert.Contains(t, mermaid, `n_pg2["pg2<br/>10.80.0.32 · lxc"]`)
-	readme, err := os.ReadFile(filepath.Join(labtest.Root(), "labs", "todomvc", "README.md"))
-	require.NoError(t, err)
-	assert.Contains(t, string(readme), "```mermaid\n"+mermaid+"```", "labs/todomvc/README.md: paste the output of lab graph")
+	// Each lab's README shows its graph as it is today.
+	for _, lab := range []string{"todomvc", "swefreq", "eddie", "sneklog"} {
+		dir := filepath.Join(labtest.Root(), "labs", lab)
+		out, err := exec.Command(bin, "-f", filepath.Join(dir, "lab.yaml"), "graph").Output()
+		require.NoError(t, err, lab)
+		readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+		require.NoError(t, err)
+		assert.Contains(t, string(readme), "```mermaid\n"+string(out)+"```", "labs/%s/README.md: paste the output of lab graph", lab)
+	}
 
 	dot, code := run("--format", "dot")
 	require.Equal(t, 0, code)

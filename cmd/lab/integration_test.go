@@ -42,13 +42,18 @@ nodes:
 	labtest.RequireRouteVia(t, "10.97.1.11", "lab-it-basic-0")
 
 	// Names: through dnsmasq (no /etc/hosts entry needed) and /etc/hosts.
-	o, c := l.Exec("web2", "sh", "-c", "getent hosts db1.it-basic.lab; getent hosts web1")
+	// getaddrinfo (what ping, curl and psql use) puts IPv4 first; the
+	// nodes are dual stack, so getent hosts (IPv6 first) is not what to ask.
+	o, c := l.Exec("web2", "sh", "-c", "getent ahosts db1.it-basic.lab | head -1; getent ahosts web1 | head -1")
 	require.Equal(t, 0, c)
-	assert.Contains(t, o, "10.97.1.11      db1.it-basic.lab")
-	assert.Contains(t, o, "10.97.1.31      web1")
-	o, c = l.Exec("web1", "sh", "-c", "mv /etc/hosts /etc/hosts.x; getent hosts db1; r=$?; mv /etc/hosts.x /etc/hosts; exit $r")
+	assert.Contains(t, o, "10.97.1.11      STREAM db1.it-basic.lab")
+	assert.Contains(t, o, "10.97.1.31      STREAM web1")
+	o, c = l.Exec("web1", "sh", "-c", "mv /etc/hosts /etc/hosts.x; getent ahostsv4 db1; r=$?; mv /etc/hosts.x /etc/hosts; exit $r")
 	require.Equal(t, 0, c, "dnsmasq did not answer for db1")
 	assert.Contains(t, o, "10.97.1.11")
+	o, c = l.Exec("web1", "getent", "-s", "dns", "ahostsv6", "db1.it-basic.lab")
+	require.Equal(t, 0, c, "dnsmasq did not answer AAAA for db1")
+	assert.Contains(t, o, "::11 ")
 	_, c = l.Exec("web1", "getent", "hosts", "nosuchnode.it-basic.lab")
 	assert.NotEqual(t, 0, c, "unknown names must not resolve")
 
@@ -106,7 +111,7 @@ func TestIntegrationScale(t *testing.T) {
 	assert.Equal(t, pid1, l.InitPID("app1"), "app1 was restarted by a scale-up")
 	assert.Equal(t, pid2, l.InitPID("app2"), "app2 was restarted by a scale-up")
 	assert.NotZero(t, l.InitPID("app3"))
-	o, c := l.Exec("app1", "getent", "hosts", "app3")
+	o, c := l.Exec("app1", "getent", "ahostsv4", "app3")
 	require.Equal(t, 0, c)
 	assert.Contains(t, o, "10.97.2.13")
 

@@ -131,11 +131,20 @@ func TestIntegrationSnapshots(t *testing.T) {
 	for _, n := range []string{"db1", "db2"} {
 		assert.Equal(t, "one", cat(t, l, n, "/root/x"), n)
 	}
+	// Up finishes the restore: every node has the snapshot's disk, whichever
+	// one the kill caught midway (none is made afresh, none keeps its
+	// newer disk).
+	for _, n := range []string{"db1", "db2"} {
+		write(t, l, n, "/root/x", "four")
+	}
 	killRestore(t, l, "s1")
 	l.MustRun("up")
 	for n, s := range l.Status() {
 		assert.Equal(t, "running", s.State, n)
 		assert.Equal(t, "done", s.Provisioned, n)
+	}
+	for _, n := range []string{"db1", "db2"} {
+		assert.Equal(t, "one", cat(t, l, n, "/root/x"), n)
 	}
 
 	// Clone db1, a PostgreSQL node with rows, into app1: the rows are

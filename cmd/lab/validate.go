@@ -32,7 +32,7 @@ func newValidate(a *app) *cobra.Command {
 				return usageError{err}
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": true, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": true, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes, "aliases": top.Aliases})
 			}
 			return printLab(cmd.OutOrStdout(), top, lab)
 		},
@@ -48,7 +48,22 @@ func printLab(out io.Writer, top *topology.Topology, lab *topology.Lab) error {
 		if n.Auto {
 			sub += " (chosen when first made, if free)"
 		}
+		if n.Subnet6.IsValid() {
+			sub += ", " + n.Subnet6.String()
+		}
 		fmt.Fprintf(out, "network %s: bridge %s, %s, DNS *.%s\n", n.Name, n.Bridge, sub, n.Domain)
+	}
+	for _, a := range top.AliasNames() {
+		fmt.Fprintf(out, "alias %s: %s\n", a, top.Aliases[a])
+	}
+	for _, r := range top.Nodes {
+		for _, f := range lab.Floating(r.Role) {
+			six := ""
+			if f.Addr6.IsValid() {
+				six = " and " + f.Addr6.String()
+			}
+			fmt.Fprintf(out, "floating %s%s: role %s, network %s\n", f.Addr, six, r.Role, f.Network)
+		}
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tIMAGE\tADDRESS\tCPUS\tMEMORY\tPACKAGES")

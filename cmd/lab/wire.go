@@ -24,12 +24,16 @@ import (
 // runs, and how to wire an engine from them.
 type app struct {
 	set settings
+	// missingSourcesOK: the command reads a lab file whose step files may be
+	// absent (lab graph).
+	missingSourcesOK bool
 }
 
 // loadTopology reads the lab file named by -f, LAB_FILE or the default.
 func (a *app) loadTopology() (*topology.Topology, error) {
 	return topology.LoadWith(a.set.File, topology.Options{
 		Provider: a.set.Provider, Providers: providers.Names(), HostPaths: a.set.HostPaths,
+		MissingSources: a.missingSourcesOK,
 	})
 }
 
