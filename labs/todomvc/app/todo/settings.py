@@ -17,6 +17,18 @@ ROOT_URLCONF = "todo.urls"
 WSGI_APPLICATION = "todo.wsgi.application"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Errors and the app's own warnings go to gunicorn's stderr, which is the
+# journal of the app's unit (and so syslog on adm, and lab test's artifacts):
+# with DEBUG off, Django would otherwise only mail them to nobody.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
+        "todo": {"handlers": ["console"], "level": "WARNING"},
+    },
+}
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 
 

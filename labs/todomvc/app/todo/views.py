@@ -6,25 +6,28 @@ start of the request, so a read never misses a write that finished before
 it (a todo added through nginx1 is there when read through nginx2). When no
 standby qualifies, reads go to the primary.
 """
+import functools
 import json
+import logging
 import random
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, InternalError, OperationalError, connections
 from django.http import JsonResponse
 from django.shortcuts import render
 
 from .models import Todo
 
+log = logging.getLogger("todo")
 _discovery = {"at": 0.0, "primary": None, "standbys": []}
 
 
-def discovery():
+def discovery(force=False):
     """What lab-discovery last wrote from Serf: the primary and the standbys
-    that are caught up. Read at most once a second."""
+    that are caught up. Read at most once a second, or now when forced."""
     now = time.monotonic()
-    if now - _discovery["at"] > 1:
+    if force or now - _discovery["at"] > 1:
         _discovery["at"] = now
         try:
             with open("/etc/todo/discovery.json") as f:
@@ -36,10 +39,10 @@ def discovery():
     return _discovery
 
 
-def follow_primary():
+def follow_primary(force=False):
     """Point "default" (writes) at the primary discovery names: after a
     failover the next request writes to the new one, without a restart."""
-    p = discovery()["primary"]
+    p = discovery(force)["primary"]
     if not p or p == settings.PRIMARY or p not in settings.DATABASES:
         return
     conn = connections["default"]
@@ -54,6 +57,37 @@ def follow_primary_middleware(get_response):
         follow_primary()
         return get_response(request)
     return middleware
+
+
+def lost_primary(e):
+    """Whether a database error says "default" is no longer the primary to
+    write to: its connection broke (a restart, a restore, a failover) or it
+    is a standby now ("cannot execute ... in a read-only transaction")."""
+    if isinstance(e, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(e, InternalError) and "read-only" in str(e)
+
+
+def retry_on_failover(view):
+    """Run a view again, once, when its database error says the primary
+    moved: the connections are closed, discovery is read at once and the
+    request goes to the primary it names. A standby refuses a write and a
+    broken connection rolls back its transaction, so running it again does
+    not repeat it (only a commit whose reply was lost in the break itself
+    could be, the same as any client retry)."""
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except DatabaseError as e:
+            if not lost_primary(e):
+                raise
+            log.warning("%s %s: %s: following the primary again and retrying once", request.method, request.path, e)
+            for c in connections.all():
+                c.close()
+            follow_primary(force=True)
+            return view(request, *args, **kwargs)
+    return wrapped
 
 
 def live_standbys():
@@ -111,16 +145,25 @@ def health(request):
 
 
 def ready(request):
-    """Readiness: the app reaches the database it writes to. Serf's app tag
-    follows this, and nginx sends only to apps that are ready."""
+    """Readiness: the app reaches the database it writes to, and that is a
+    primary (not a standby it was pointed at before a failover or a
+    restore). Serf's app tag follows this, and nginx sends only to apps
+    that are ready."""
     try:
         with connections["default"].cursor() as c:
-            c.execute("SELECT 1")
+            c.execute("SELECT pg_is_in_recovery()")
+            standby = c.fetchone()[0]
     except DatabaseError as e:
+        connections["default"].close()
+        follow_primary(force=True)
         return reply({"node": settings.LAB_NODE, "status": "no database", "error": str(e)}, status=503)
+    if standby:
+        follow_primary(force=True)
+        return reply({"node": settings.LAB_NODE, "status": "database is a standby", "db": settings.PRIMARY}, status=503)
     return reply({"node": settings.LAB_NODE, "status": "ok", "standbys": live_standbys()})
 
 
+@retry_on_failover
 def todos(request):
     if request.method == "GET":
         alias = read_alias()
@@ -141,6 +184,7 @@ def todos(request):
     return reply({"error": "method not allowed"}, status=405)
 
 
+@retry_on_failover
 def toggle_all(request):
     if request.method != "POST":
         return reply({"error": "method not allowed"}, status=405)
@@ -149,10 +193,16 @@ def toggle_all(request):
     return reply({"updated": n})
 
 
+@retry_on_failover
 def todo(request, todo_id):
     if request.method == "GET":
         alias = read_alias()
         t = Todo.objects.using(alias).filter(id=todo_id).first()
+        if t is None and alias != "default":
+            # The standby was checked to have replayed the primary's
+            # position; ask the primary before saying "not found" anyway.
+            alias = "default"
+            t = Todo.objects.filter(id=todo_id).first()
         if t is None:
             return reply({"error": "not found"}, status=404, alias=alias)
         return reply(t.as_dict(), alias=alias)
