@@ -53,7 +53,7 @@ func TestIntegrationBootMasked(t *testing.T) {
 	labtest.Integration(t)
 	l := labtest.New(t, "it-mask", map[string]string{"lab.yaml": `
 name: it-mask
-networks: [{name: lan, subnet: 10.97.28.0/24}]
+networks: [{name: lan, subnet: 10.97.30.0/24}]
 nodes:
   - role: bare
   - role: tty
@@ -87,7 +87,7 @@ func TestIntegrationLabFilesStayInNode(t *testing.T) {
 	labtest.Integration(t)
 	l := labtest.New(t, "it-files", map[string]string{"lab.yaml": `
 name: it-files
-networks: [{name: lan, subnet: 10.97.29.0/24}]
+networks: [{name: lan, subnet: 10.97.31.0/24}]
 nodes: [{role: n, count: 2}]
 `})
 	l.MustRun("up")
