@@ -210,11 +210,5 @@ func killRestore(t *testing.T, l *labtest.Lab, name string) {
 // eventually polls f until it holds or the time is up.
 func eventually(t *testing.T, what string, within time.Duration, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	labtest.Eventually(t, within, 250*time.Millisecond, what, f)
 }

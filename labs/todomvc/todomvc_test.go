@@ -96,13 +96,7 @@ func call(t *testing.T, method, url string, body any) (*http.Response, []byte) {
 
 func eventually(t *testing.T, what string, within time.Duration, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	labtest.Eventually(t, within, 250*time.Millisecond, what, f)
 }
 
 // eventuallySee is eventually for a value: it reports the last one seen.
