@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	golxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
@@ -75,7 +76,17 @@ func openIn(root int, dir string) (int, error) {
 	if dir == "" {
 		dir = "."
 	}
-	return unix.Openat2(root, dir, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	// openat2(2): with RESOLVE_IN_ROOT a ".." walk returns EAGAIN when any
+	// rename or mount on the host raced it (CI: other nodes starting), and
+	// the caller may retry. A real loop of renames cannot hold it off long.
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(root, dir, how)
+		if !errors.Is(err, unix.EAGAIN) || try == 100 {
+			return fd, err
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // mkdirIn opens a folder below root, making what is missing of it.
