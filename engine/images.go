@@ -19,10 +19,12 @@ import (
 // imageSpec is the image a node is made from.
 func (e *Engine) imageSpec(n topology.Node, p providers.Provider) image.Spec {
 	pk := append([]string{}, n.Packages...)
+	var base []string
 	if ip, ok := p.(providers.ImagePackager); ok {
-		pk = append(pk, ip.ImagePackages()...)
+		base = ip.ImagePackages()
+		pk = append(pk, base...)
 	}
-	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk}.Normalize()
+	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk, Base: base}.Normalize()
 }
 
 // specs maps each node of want (all when nil) to its image spec.

@@ -36,24 +36,46 @@ type Spec struct {
 	Suite    string   `json:"suite"`
 	Mirror   string   `json:"mirror"`
 	Packages []string `json:"packages"`
+	// Base is the part of Packages that many images share (a provider's
+	// own packages): an image with more is built as a layer over the image
+	// of its base (see layer.go). It does not change the key: the same
+	// packages make the same image, however it was built.
+	Base []string `json:"base,omitempty"`
 }
 
-// Normalize sorts and de-duplicates the package list.
+// Normalize sorts and de-duplicates the package lists; Base is kept to
+// what Packages holds.
 func (s Spec) Normalize() Spec {
-	set := map[string]bool{}
+	s.Packages = sortedSet(s.Packages, nil)
+	in := map[string]bool{}
 	for _, p := range s.Packages {
-		set[p] = true
+		in[p] = true
 	}
-	pk := make([]string, 0, len(set))
-	for p := range set {
-		pk = append(pk, p)
+	s.Base = sortedSet(s.Base, in)
+	if len(s.Base) == 0 {
+		s.Base = nil
 	}
-	sort.Strings(pk)
-	s.Packages = pk
 	if s.Mirror == "" {
 		s.Mirror = DefaultMirror
 	}
 	return s
+}
+
+// sortedSet sorts and de-duplicates list, keeping what only is in only (all
+// when nil).
+func sortedSet(list []string, only map[string]bool) []string {
+	set := map[string]bool{}
+	for _, p := range list {
+		if only == nil || only[p] {
+			set[p] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Key is the content key of the image.
@@ -250,13 +272,9 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 	defer logf.Close()
 
 	start := time.Now()
-	cmd, builder := c.command(ctx, spec, rootfs)
-	c.log(key, "building with %s: %s %s", builder, spec.Suite, strings.Join(spec.Packages, " "))
-	if err := c.run(key, cmd, logf, filepath.Join(tmp, "builder.pgid")); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("image %s: %s failed: %w (full log: %s)\n%s", key, builder, err, logPath, tail(logPath, 15))
+	builder, err := c.populate(ctx, key, spec, tmp, logf, logPath)
+	if err != nil {
+		return nil, err
 	}
 	if err := finish(rootfs); err != nil {
 		return nil, fmt.Errorf("image %s: finish: %w", key, err)
@@ -265,7 +283,7 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 	if err != nil {
 		return nil, fmt.Errorf("image %s: share with the other images: %w", key, err)
 	}
-	if saved > 0 {
+	if saved >= 1<<20 {
 		c.log(key, "shares %dM with the images built before it", saved>>20)
 	}
 	img := &Image{Key: key, Spec: spec, BuiltAt: time.Now().UTC(), BuildTime: time.Since(start), Builder: builder, Size: duSize(rootfs)}
@@ -280,6 +298,46 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 	return c.Get(key)
 }
 
+// populate fills tmp/rootfs: as a layer over the image of spec's base when
+// it can (layer.go), else bootstrapped from scratch. It returns what built
+// it.
+func (c *Cache) populate(ctx context.Context, key string, spec Spec, tmp string, logf io.Writer, logPath string) (string, error) {
+	rootfs := filepath.Join(tmp, "rootfs")
+	if base, ok := layerBase(spec); ok {
+		err := c.buildLayer(ctx, key, spec, base, tmp, logf)
+		if err == nil {
+			return "mmdebstrap+apt", nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		// A layer that fails (a mirror that moved on, a package whose
+		// scripts need a booted system) is built the old way.
+		c.log(key, "layer over %s failed, bootstrapping from scratch: %v", base.Key(), err)
+		if err := RemoveTree(tmp); err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(rootfs, 0o755); err != nil {
+			return "", err
+		}
+	}
+	cmd, builder := c.command(ctx, spec, rootfs)
+	c.log(key, "building with %s: %s %s", builder, spec.Suite, strings.Join(spec.Packages, " "))
+	if err := c.run(key, cmd, logf, filepath.Join(tmp, "builder.pgid")); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("image %s: %s failed: %w (full log: %s)\n%s", key, builder, err, logPath, tail(logPath, 15))
+	}
+	if builder == "mmdebstrap" {
+		// The package lists stay beside the image, for layers over it.
+		if err := keepLists(rootfs, filepath.Join(tmp, "lists")); err != nil {
+			return "", fmt.Errorf("image %s: %w", key, err)
+		}
+	}
+	return builder, nil
+}
+
 // command returns the bootstrap command: mmdebstrap where installed,
 // debootstrap otherwise.
 func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cmd, string) {
@@ -288,7 +346,7 @@ func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cm
 	if _, err := exec.LookPath("mmdebstrap"); err == nil {
 		args := []string{
 			"--mode=root", "--variant=minbase", "--format=directory",
-			"--skip=download/empty",
+			"--skip=download/empty", "--skip=cleanup/apt/lists",
 			// Hard-link cached .debs in (same filesystem) so apt downloads only what is new.
 			"--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" && find " + shell.Quote(debs) + " -maxdepth 1 -name '*.deb' -exec ln -f -t \"$1/var/cache/apt/archives/\" {} + 2>/dev/null || true",
 			"--customize-hook=find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -l -t " + shell.Quote(debs) + " {} + 2>/dev/null || find \"$1/var/cache/apt/archives\" -maxdepth 1 -name '*.deb' -exec cp -n -t " + shell.Quote(debs) + " {} +",
@@ -369,10 +427,11 @@ func (c *Cache) cleanStale(key string) error {
 	return nil
 }
 
-// isBuilder tells whether pid is a running mmdebstrap or debootstrap.
+// isBuilder tells whether pid is a running mmdebstrap, debootstrap or
+// layer install.
 func isBuilder(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && (strings.Contains(string(b), "mmdebstrap") || strings.Contains(string(b), "debootstrap"))
+	return err == nil && (strings.Contains(string(b), "mmdebstrap") || strings.Contains(string(b), "debootstrap") || strings.Contains(string(b), layerTag))
 }
 
 // RemoveTree removes dir after unmounting everything mounted below it (a
@@ -421,72 +480,4 @@ func mountsBelow(dir string) []string {
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
-}
-
-// BootMasked are units an image masks because a lab node does not need
-// them and they cost every boot (measured on a bare node: userspace boot
-// 444 → 378 ms, one agetty fewer): consoles nobody attaches (lab exec and
-// lab ssh attach, VMs keep their serial console), housekeeping timers of
-// long-lived machines, utmp records and boot-time sysusers (users are made
-// when the image is built). The journal flush stays: a node whose image
-// keeps a persistent journal must not lose its logs to a kill or a halt.
-// A role that needs a masked unit lists it in unmask:.
-var BootMasked = []string{
-	"getty@tty1.service", "console-getty.service", "getty-static.service",
-	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
-	"systemd-pstore.service", "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
-	"systemd-sysusers.service", "dev-hugepages.mount", "systemd-ask-password-wall.path", "systemd-ask-password-console.path",
-	"systemd-journald-audit.socket", "systemd-initctl.socket",
-}
-
-// finish makes a bootstrapped tree fit to boot as many nodes: no host
-// identity, no waiting for networks that nobody manages.
-func finish(rootfs string) error {
-	for _, f := range []string{"etc/hostname", "etc/resolv.conf"} {
-		if err := os.Remove(filepath.Join(rootfs, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	// Each node gets its own machine-id at first boot.
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/machine-id"), nil, 0o444); err != nil {
-		return err
-	}
-	_ = os.Remove(filepath.Join(rootfs, "var/lib/dbus/machine-id"))
-	mask := filepath.Join(rootfs, "etc/systemd/system")
-	if err := os.MkdirAll(mask, 0o755); err != nil {
-		return err
-	}
-	for _, unit := range append([]string{"sys-kernel-debug.mount", "systemd-networkd-wait-online.service", "systemd-networkd.service", "systemd-resolved.service"}, BootMasked...) {
-		p := filepath.Join(mask, unit)
-		_ = os.Remove(p)
-		if err := os.Symlink("/dev/null", p); err != nil {
-			return err
-		}
-	}
-	// A policy-rc.d may be left by builders; services must start in nodes.
-	_ = os.Remove(filepath.Join(rootfs, "usr/sbin/policy-rc.d"))
-	return nil
-}
-
-func duSize(dir string) int64 {
-	var total int64
-	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			total += fi.Size()
-		}
-		return nil
-	})
-	return total
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
