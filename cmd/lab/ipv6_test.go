@@ -50,8 +50,13 @@ func TestIntegrationIPv6(t *testing.T) {
 	n1, n2, g1 := st["n1"].Addresses6[0], st["n2"].Addresses6[0], st["g1"].Addresses6[0]
 	assert.True(t, strings.HasPrefix(n1, "fd") && strings.HasSuffix(n1, "::11"), n1)
 
+	// Addresses are unique by construction: no duplicate address detection
+	// holds them tentative after boot.
+	out, _ := l.Exec("n1", "cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad", "/proc/sys/net/ipv6/conf/all/accept_dad")
+	assert.Equal(t, "0\n0", strings.TrimSpace(out), "DAD is off in nodes")
+
 	// The ipv6: false network has no IPv6 address on it, and drops IPv6.
-	out, _ := l.Exec("n1", "ip", "-6", "-o", "addr", "show", "dev", "eth1", "scope", "global")
+	out, _ = l.Exec("n1", "ip", "-6", "-o", "addr", "show", "dev", "eth1", "scope", "global")
 	assert.Empty(t, strings.TrimSpace(out))
 
 	// Nodes talk over IPv6; names resolve to AAAA from the lab's DNS.

@@ -104,10 +104,32 @@ func (p *Provider) Config(n providers.Node) string {
 			w(k+"ipv6.address", ifc.Addr6.String())
 		}
 	}
+	if hasIPv6(n) {
+		w("lxc.hook.pre-mount", dadOff)
+	}
 	for _, kv := range cgroupLimits(n.CPUs, n.Memory) {
 		w(kv[0], kv[1])
 	}
 	return b.String()
+}
+
+// dadOff turns IPv6 duplicate address detection off in the node's network
+// namespace before liblxc gives its interfaces their addresses (a
+// pre-mount hook runs in the container's namespaces before the network is
+// set up; lxc.sysctl is applied after). Lab's addresses are unique by
+// construction, and DAD held every new address tentative for a second or
+// two after boot, dropping what was sent to it. The kernel skips DAD when
+// both "all" and the interface say 0, and an interface moved in later
+// takes "default".
+const dadOff = `/bin/sh -c 'for f in /proc/sys/net/ipv6/conf/*/accept_dad; do echo 0 > "$f"; done' lab-dad-off`
+
+func hasIPv6(n providers.Node) bool {
+	for _, ifc := range n.Interfaces {
+		if ifc.Addr6.IsValid() {
+			return true
+		}
+	}
+	return false
 }
 
 // MAC is a stable, locally administered MAC address for a node's interface,

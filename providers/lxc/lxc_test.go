@@ -59,6 +59,9 @@ func TestConfig(t *testing.T) {
 		assert.Contains(t, cfg, want)
 	}
 	assert.NotContains(t, cfg, "gateway", "nodes must have no default route")
+	assert.NotContains(t, cfg, "lxc.hook.pre-mount", "no IPv6, no DAD to turn off")
+	n.Interfaces[0].Addr6 = netip.MustParsePrefix("fd00:1::32/64")
+	assert.Contains(t, p.Config(n), "lxc.hook.pre-mount = "+dadOff+"\n")
 	assert.Equal(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg2", 0))
 	assert.NotEqual(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg1", 0))
 	assert.True(t, strings.HasPrefix(MAC("a", "b", 0), "0a:"), "locally administered, unicast")

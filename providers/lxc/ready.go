@@ -15,8 +15,9 @@ import (
 
 // A node tells the host it has booted by writing a file: lab-booted.service
 // runs once systemd has reached default.target and touches BootedFile,
-// once no IPv6 address is still tentative (duplicate address detection
-// drops what is sent to it for a second or two after boot; at most 5 s),
+// once no IPv6 address is still tentative (lab turns duplicate address
+// detection off, see dadOff, so this is a guard that costs one ip call; at
+// most 5 s),
 // which the host sees in the container's overlay upper layer (delta0) with
 // a stat, no process. Asking systemd through lxc-attach costs a process per
 // node per poll, a load of its own on two cores at a hundred nodes.
