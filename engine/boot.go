@@ -58,7 +58,7 @@ func (c *call) createNode(ctx context.Context, n topology.Node, prov providers.P
 	}
 	if err := c.update(func() {
 		c.st.Nodes[n.Name] = &state.Node{Name: n.Name, Role: n.Role, Index: n.Index, Provider: prov.Name(), ID: tgt.ID,
-			Image: tgt.Image.Key, Addresses: addrs, Phase: state.PhaseCreating, CreatedAt: time.Now().UTC()}
+			Image: tgt.Image.Key, Addresses: addrs, Phase: state.PhaseCreating, CreatedAt: time.Now().UTC(), Unprivileged: tgt.Unprivileged}
 	}); err != nil {
 		return err
 	}

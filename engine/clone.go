@@ -87,6 +87,8 @@ func (c *call) checkClone(src, dst string) (*state.Node, *topology.Node, provide
 		return nil, nil, nil, usagef("clone: a node onto itself")
 	case dstNode.Provider != srcRec.Provider:
 		return nil, nil, nil, usagef("clone: %s is %s, %s is %s: a disk moves between nodes of one provider", src, srcRec.Provider, dst, dstNode.Provider)
+	case dstNode.Unprivileged != srcRec.Unprivileged:
+		return nil, nil, nil, usagef("clone: %s is %s, %s is %s: the owners of a disk's files are those of its user namespace; give the roles the same privileged:", src, privilegeOf(srcRec.Unprivileged), dst, privilegeOf(dstNode.Unprivileged))
 	}
 	p, err := c.e.provider(srcRec.Provider)
 	if err != nil {
@@ -101,4 +103,11 @@ func (c *call) checkClone(src, dst string) (*state.Node, *topology.Node, provide
 		return nil, nil, nil, usagef("clone: provider %s cannot copy disks", p.Name())
 	}
 	return srcRec, dstNode, p, nil
+}
+
+func privilegeOf(unprivileged bool) string {
+	if unprivileged {
+		return "unprivileged"
+	}
+	return "privileged"
 }

@@ -61,5 +61,20 @@ func (e *Engine) expand(ctx context.Context, top *topology.Topology, st *state.S
 			return nil, fmt.Errorf("network %s: no free subnet found (last: %v); set networks[%d].subnet", n.Name, lastErr, i)
 		}
 	}
-	return topology.Expand(top, subnets)
+	lab, err := topology.Expand(top, subnets)
+	if err != nil {
+		return nil, err
+	}
+	e.markUnprivileged(lab)
+	return lab, nil
+}
+
+// markUnprivileged says which nodes run in a user namespace: those of a
+// provider that can, unless the lab file says privileged.
+func (e *Engine) markUnprivileged(lab *topology.Lab) {
+	for i := range lab.Nodes {
+		n := &lab.Nodes[i]
+		p, err := e.provider(n.Provider)
+		n.Unprivileged = err == nil && p.Info().UserNamespaces && !n.Privileged
+	}
 }

@@ -25,6 +25,11 @@ func (c *call) useSnapshot(name string, force bool) error {
 	if len(c.st.Nodes) > 0 {
 		return usagef("lab %s exists: lab destroy it first, or lab snapshot restore %s", c.lab.Name, name)
 	}
+	for _, n := range c.lab.Nodes {
+		if rec := snap.State.Nodes[n.Name]; rec != nil && rec.Unprivileged != n.Unprivileged {
+			return usagef("node %s: the lab file makes it %s, snapshot %s saved it %s (the owners of its files differ; --force cannot change that)", n.Name, privilegeOf(n.Unprivileged), name, privilegeOf(rec.Unprivileged))
+		}
+	}
 	if diffs := c.snapshotDiffs(snap); len(diffs) > 0 && !force {
 		return usagef("the lab file differs from snapshot %s (--force takes it anyway; changed steps then run):\n  %s", name, strings.Join(diffs, "\n  "))
 	}

@@ -238,6 +238,9 @@ func (c *call) putBack(ctx context.Context, snap *state.Snapshot, dir, n string)
 	if node == nil {
 		return usagef("snapshot %s has node %s, which the lab file no longer has", snap.Name, n)
 	}
+	if rec.Unprivileged != node.Unprivileged {
+		return usagef("node %s: the lab file makes it %s, snapshot %s saved it %s (the owners of its files differ)", n, privilegeOf(node.Unprivileged), snap.Name, privilegeOf(rec.Unprivileged))
+	}
 	p, err := c.e.provider(rec.Provider)
 	if err != nil {
 		return err

@@ -27,6 +27,8 @@ type NodeStatus struct {
 	Firewall []string `json:"firewall,omitempty"`
 	// Faults are the ids of the faults in force on the node.
 	Faults []string `json:"faults,omitempty"`
+	// Privileged: a container node whose root is root on the host.
+	Privileged bool `json:"privileged,omitempty"`
 }
 
 // Status reports every node of the topology and every recorded node.
@@ -39,7 +41,8 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 	obs := c.observe()
 	var out []NodeStatus
 	for _, n := range lab.Nodes {
-		s := NodeStatus{Name: n.Name, Role: n.Role, Provider: n.Provider, State: "not created", FQDN: lab.FQDN(n)}
+		s := NodeStatus{Name: n.Name, Role: n.Role, Provider: n.Provider, State: "not created", FQDN: lab.FQDN(n),
+			Privileged: e.sharesKernel(n.Provider) && !n.Unprivileged}
 		for _, ifc := range n.Interfaces {
 			s.Addresses = append(s.Addresses, ifc.Addr.String())
 			if ifc.Addr6.IsValid() {
@@ -50,6 +53,7 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 			s.ID, s.Provider = rec.ID, rec.Provider
 			s.State = string(obs[n.Name])
 			s.Provisioned, s.Note = recordStatus(rec, n)
+			s.Privileged = e.sharesKernel(rec.Provider) && !rec.Unprivileged
 			s.Firewall, s.Faults = st.Firewall[n.Name], faultsOn(st, n.Name)
 		}
 		out = append(out, s)
@@ -60,9 +64,16 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 		}
 		rec := st.Nodes[name]
 		out = append(out, NodeStatus{Name: name, Role: rec.Role, Provider: rec.Provider, ID: rec.ID, State: string(obs[name]),
-			Addresses: rec.Addresses, Note: "not in the lab file: lab up destroys it"})
+			Addresses: rec.Addresses, Note: "not in the lab file: lab up destroys it", Privileged: e.sharesKernel(rec.Provider) && !rec.Unprivileged})
 	}
 	return out, lab, nil
+}
+
+// sharesKernel tells whether a provider's nodes are containers of this
+// host (whose root is the host's unless they are unprivileged).
+func (e *Engine) sharesKernel(provider string) bool {
+	p, err := e.provider(provider)
+	return err == nil && p.Info().SharesKernel
 }
 
 // faultsOn lists the ids of the faults in force on a node.
@@ -93,6 +104,9 @@ func recordStatus(rec *state.Node, n topology.Node) (provisioned, note string) {
 	}
 	if rec.Restoring != "" {
 		note = fmt.Sprintf("its restore of snapshot %s was interrupted: lab up finishes it", rec.Restoring)
+	}
+	if rec.Unprivileged != n.Unprivileged {
+		note = fmt.Sprintf("the lab file says %s: lab up replaces it", privilegeOf(n.Unprivileged))
 	}
 	if rec.Provider != n.Provider {
 		note = fmt.Sprintf("the lab file says %s: lab up replaces it", n.Provider)

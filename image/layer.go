@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/lab/internal/fsx"
 )
 
 // Layers. Every image of a provider starts with the same packages, its base
@@ -155,11 +157,8 @@ func (c *Cache) buildLayer(ctx context.Context, key string, spec, baseSpec Spec,
 func (c *Cache) prepareUpper(base *Image, upper string) error {
 	lists := filepath.Join(upper, "var/lib/apt/lists")
 	archives := filepath.Join(upper, "var/cache/apt/archives")
-	if err := os.MkdirAll(upper, 0o755); err != nil {
-		return err
-	}
 	for _, rel := range []string{"var/lib/apt/lists", "var/cache/apt/archives", "usr/sbin", "etc"} {
-		if err := mkdirLike(base.RootFS, upper, rel); err != nil {
+		if err := fsx.MkdirLike(base.RootFS, upper, rel); err != nil {
 			return err
 		}
 	}
@@ -190,34 +189,6 @@ func linkAll(src, dst string, keep func(name string) bool) {
 			_ = os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
 		}
 	}
-}
-
-// mkdirLike makes rel and its parents below root as they are below like
-// (owner, mode), or root-owned 0755 where like has no such folder.
-func mkdirLike(like, root, rel string) error {
-	p := ""
-	for _, part := range strings.Split(rel, "/") {
-		p = filepath.Join(p, part)
-		dst := filepath.Join(root, p)
-		if _, err := os.Lstat(dst); err == nil {
-			continue
-		}
-		mode, uid, gid := os.FileMode(0o755), 0, 0
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join(like, p), &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-			mode, uid, gid = os.FileMode(st.Mode&0o7777), int(st.Uid), int(st.Gid)
-		}
-		if err := os.Mkdir(dst, 0o700); err != nil {
-			return err
-		}
-		if err := os.Lchown(dst, uid, gid); err != nil {
-			return err
-		}
-		if err := os.Chmod(dst, mode); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // keepLists moves the package lists a bootstrap kept out of its tree, to

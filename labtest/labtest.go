@@ -178,6 +178,7 @@ type NodeStatus struct {
 	Addresses6  []string `json:"addresses6"`
 	Provisioned string   `json:"provisioned"`
 	ID          string   `json:"id"`
+	Privileged  bool     `json:"privileged"`
 }
 
 // Status returns `lab status --json`'s nodes by name.

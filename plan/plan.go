@@ -95,6 +95,8 @@ func Diff(lab *topology.Lab, st *state.State, obs Observed, images map[string]st
 			s.Action, s.Reason = Replace, fmt.Sprintf("provider %s → %s", rec.Provider, n.Provider)
 		case images != nil && rec.Image != "" && images[n.Name] != "" && rec.Image != images[n.Name]:
 			s.Action, s.Reason = Replace, "image changed (packages, suite or mirror)"
+		case rec.Unprivileged != n.Unprivileged:
+			s.Action, s.Reason = Replace, map[bool]string{true: "privileged → unprivileged (a user namespace)", false: "unprivileged → privileged"}[n.Unprivileged]
 		case rec.Phase == state.PhaseCreating || o == providers.Absent:
 			s.Action, s.Reason = Create, "not created yet"
 			if o == providers.Absent && rec.Phase != state.PhaseCreating {

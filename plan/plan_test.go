@@ -125,3 +125,20 @@ func TestPlanJSONSchema(t *testing.T) {
 	net := doc["networks"].([]any)[0].(map[string]any)
 	assert.Equal(t, map[string]any{"network": "lan", "action": "create", "bridge": "lab-p-0", "subnet": "10.82.0.0/24", "address": "10.82.0.1"}, net)
 }
+
+// A node made privileged (before nodes could be anything else) is replaced
+// when the lab file's node is unprivileged, and the other way round.
+func TestPrivilegeChangeReplaces(t *testing.T) {
+	lab := expand(t, 1, 1)
+	st, obs := record(lab)
+	lab.Nodes[0].Unprivileged = true
+	p := Diff(lab, st, obs, nil)
+	require.Equal(t, []string{"pg1"}, p.Nodes(Replace))
+	assert.Contains(t, p.Steps[0].Reason, "privileged → unprivileged")
+	st.Nodes["pg1"].Unprivileged = true
+	assert.False(t, Diff(lab, st, obs, nil).Changes())
+	lab.Nodes[0].Unprivileged = false
+	p = Diff(lab, st, obs, nil)
+	require.Equal(t, []string{"pg1"}, p.Nodes(Replace))
+	assert.Contains(t, p.Steps[0].Reason, "unprivileged → privileged")
+}

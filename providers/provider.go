@@ -27,6 +27,10 @@ type Node struct {
 	Interfaces []Interface // in order: eth0, eth1, …
 	Image      Image
 	Accel      string // libvirt: kvm or tcg ("" = detect)
+	// Unprivileged: a container in a user namespace (Info.UserNamespaces
+	// and not privileged in the lab file). Nesting: it may run containers.
+	Unprivileged bool
+	Nesting      bool
 	// Owner is the lab's state folder. A provider records it with the node
 	// and never adopts or destroys a node that another owner made.
 	Owner string
@@ -87,6 +91,9 @@ type Info struct {
 	// SharesKernel: its nodes are processes of this host's kernel (system
 	// containers), and count against its limits (inotify, keys).
 	SharesKernel bool `json:"shares_kernel"`
+	// UserNamespaces: its nodes run in a user namespace unless the lab file
+	// says privileged: root in a node is an unprivileged id on the host.
+	UserNamespaces bool `json:"user_namespaces"`
 }
 
 // Provider is one backend.

@@ -80,6 +80,9 @@ type Node struct {
 	// every node of a restore before the first is stopped, cleared when its
 	// disk is back, so that an interrupted restore is finished, not lost.
 	Restoring string `json:"restoring,omitempty"`
+	// Unprivileged: the node was made in a user namespace (records made
+	// before nodes could be are of privileged nodes).
+	Unprivileged bool `json:"unprivileged,omitempty"`
 	// Provisioning records: step index → record.
 	Provision *Provisioning `json:"provision,omitempty"`
 }

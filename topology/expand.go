@@ -116,6 +116,12 @@ type Node struct {
 	Memory     int64       `json:"memory"`
 	Accel      string      `json:"accel,omitempty"`
 	Interfaces []Interface `json:"interfaces"`
+	// Privileged and Nesting are what the lab file says; Unprivileged is
+	// what the node is: a container in a user namespace (set by the engine,
+	// which knows which providers make containers).
+	Privileged   bool `json:"privileged,omitempty"`
+	Nesting      bool `json:"nesting,omitempty"`
+	Unprivileged bool `json:"unprivileged,omitempty"`
 
 	Spec *Role `json:"-"`
 }
@@ -207,16 +213,18 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 		}
 		for idx := r.FirstOf(); idx <= r.LastOf(); idx++ {
 			n := Node{
-				Name:     NodeName(r.Role, idx),
-				Role:     r.Role,
-				Index:    idx,
-				Provider: r.Provider,
-				Image:    r.Image,
-				Packages: pkgs,
-				CPUs:     r.CPUs,
-				Memory:   mem,
-				Accel:    r.Accel,
-				Spec:     r,
+				Name:       NodeName(r.Role, idx),
+				Role:       r.Role,
+				Index:      idx,
+				Provider:   r.Provider,
+				Image:      r.Image,
+				Packages:   pkgs,
+				CPUs:       r.CPUs,
+				Memory:     mem,
+				Accel:      r.Accel,
+				Spec:       r,
+				Privileged: r.IsPrivileged(),
+				Nesting:    r.IsNesting(),
 			}
 			for _, nn := range r.Networks {
 				net := byName[nn]

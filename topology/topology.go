@@ -56,6 +56,8 @@ type Defaults struct {
 	HealthTimeout string   `yaml:"health_timeout"`
 	Accel         string   `yaml:"accel"`
 	SSH           bool     `yaml:"ssh"`
+	Privileged    bool     `yaml:"privileged"`
+	Nesting       bool     `yaml:"nesting"`
 }
 
 // Network is one lab network: a bridge with a subnet and a DNS domain,
@@ -97,7 +99,18 @@ type Role struct {
 	// Unmask are units the image masks (they cost every boot and a lab
 	// node seldom needs them) that this role's nodes run.
 	Unmask []string `yaml:"unmask"`
+	// Privileged container nodes run without a user namespace: root in
+	// the node is root on the host. Nesting gives a node what running
+	// containers inside it needs.
+	Privileged *bool `yaml:"privileged"`
+	Nesting    *bool `yaml:"nesting"`
 }
+
+// IsPrivileged tells whether the role's container nodes are privileged.
+func (r *Role) IsPrivileged() bool { return r.Privileged != nil && *r.Privileged }
+
+// IsNesting tells whether the role's nodes may run containers.
+func (r *Role) IsNesting() bool { return r.Nesting != nil && *r.Nesting }
 
 // SSHEnabled tells whether the role's nodes run sshd with the lab's key.
 func (r *Role) SSHEnabled() bool { return r.SSH != nil && *r.SSH }
@@ -425,6 +438,14 @@ func (t *Topology) applyDefaults() {
 			v := d.SSH
 			r.SSH = &v
 		}
+		if r.Privileged == nil {
+			v := d.Privileged
+			r.Privileged = &v
+		}
+		if r.Nesting == nil {
+			v := d.Nesting
+			r.Nesting = &v
+		}
 		for j := range r.Ports {
 			if r.Ports[j].Address == "" {
 				r.Ports[j].Address = "127.0.0.1"
@@ -464,4 +485,31 @@ func (t *Topology) Path(p string) string {
 // Sprint is a helper for messages that name a role field.
 func rolePath(i int, field string) string {
 	return fmt.Sprintf("nodes[%d].%s", i, field)
+}
+
+// Warnings are what the file may mean but should not do lightly, each
+// once, as file:line: field: message.
+func (t *Topology) Warnings() []string {
+	out := []string{}
+	var where []string
+	if t.Defaults.Privileged {
+		where = append(where, "defaults.privileged")
+	}
+	for i := range t.Nodes {
+		if _, written := t.lines[rolePath(i, "privileged")]; written && t.Nodes[i].IsPrivileged() {
+			where = append(where, rolePath(i, "privileged"))
+		}
+	}
+	if len(where) > 0 {
+		out = append(out, fmt.Sprintf("%s:%d: %s: true: root in these nodes is root on the host (a script's mistake there is one on this machine); keep it for what needs it%s",
+			filepath.Base(t.File), t.Line(where[0]), where[0], more(len(where)-1)))
+	}
+	return out
+}
+
+func more(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d more roles)", n)
 }

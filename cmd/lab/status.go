@@ -30,7 +30,11 @@ func newStatus(a *app) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
 			for _, s := range ns {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Provider, s.State, strings.Join(s.Addresses, ","), dash(s.Provisioned), s.Note)
+				prov := s.Provider
+				if s.Privileged {
+					prov += " (privileged)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, prov, s.State, strings.Join(s.Addresses, ","), dash(s.Provisioned), s.Note)
 			}
 			if err := w.Flush(); err != nil {
 				return err

@@ -31,8 +31,12 @@ func newValidate(a *app) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			warnings := top.Warnings()
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": true, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes, "aliases": top.Aliases})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"version": 1, "valid": true, "lab": lab.Name, "networks": lab.Networks, "nodes": lab.Nodes, "aliases": top.Aliases, "warnings": warnings})
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			return printLab(cmd.OutOrStdout(), top, lab)
 		},

@@ -1,6 +1,7 @@
-// Package fsx holds the two ways lab reads and writes its own files on the
-// host: reading a file that must be a regular one without ever blocking on
-// a FIFO or reading a device without end, and writing one atomically.
+// Package fsx holds the ways lab reads and writes files on the host:
+// reading a file that must be a regular one without ever blocking on a FIFO
+// or reading a device without end, writing one atomically, and making a
+// folder as another tree has it (owner, mode).
 package fsx
 
 import (
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -83,4 +85,36 @@ func WriteAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// MkdirLike makes rel and its parents below root as they are below like
+// (owner, mode), or root-owned 0755 where like (which may be "") has no
+// such folder.
+func MkdirLike(like, root, rel string) error {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	p := ""
+	for _, part := range strings.Split(rel, "/") {
+		p = filepath.Join(p, part)
+		dst := filepath.Join(root, p)
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		mode, uid, gid := uint32(0o755), 0, 0
+		var st syscall.Stat_t
+		if like != "" && syscall.Stat(filepath.Join(like, p), &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			mode, uid, gid = st.Mode&0o7777, int(st.Uid), int(st.Gid)
+		}
+		if err := os.Mkdir(dst, 0o700); err != nil {
+			return err
+		}
+		if err := os.Lchown(dst, uid, gid); err != nil {
+			return err
+		}
+		if err := syscall.Chmod(dst, mode); err != nil { // raw bits: sticky and setgid too
+			return err
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -63,12 +64,44 @@ func (p *Provider) writeFromHost(n providers.Node, files map[string]string) erro
 		paths = append(paths, f)
 	}
 	sort.Strings(paths)
-	for _, f := range paths {
-		if err := writeIn(root, f, files[f]); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
+	write := func() error {
+		for _, f := range paths {
+			if err := writeIn(root, f, files[f]); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
 		}
+		return nil
 	}
-	return nil
+	own, err := p.nodeOwner(n)
+	if err != nil {
+		return err
+	}
+	if own.uid == 0 && own.gid == 0 {
+		return write()
+	}
+	return asOwner(own, write)
+}
+
+// asOwner runs write on a thread whose filesystem ids are an unprivileged
+// node's root: its overlay is mounted in its user namespace, where the
+// host's root is nobody and cannot own a new file (EOVERFLOW), and what lab
+// makes there must be the node's root's. The thread is never handed back:
+// it ends with its goroutine, ids and all.
+func asOwner(own owner, write func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		_ = unix.Setfsgid(own.gid)
+		_ = unix.Setfsuid(own.uid)
+		uid, _ := unix.SetfsuidRetUid(-1)
+		gid, _ := unix.SetfsgidRetGid(-1)
+		if uid != own.uid || gid != own.gid {
+			errc <- fmt.Errorf("cannot write as the node's root (uid %d, gid %d): filesystem ids are %d, %d", own.uid, own.gid, uid, gid)
+			return
+		}
+		errc <- write()
+	}()
+	return <-errc
 }
 
 // openIn opens a folder below root, resolving the path as the node would.

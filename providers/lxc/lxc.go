@@ -1,6 +1,8 @@
-// Package lxc runs lab nodes as privileged LXC system containers with systemd
-// as init, through liblxc (go-lxc). Each node is a copy-on-write overlay on a
-// cached image: its own changes live in PATH/ID/delta0, the image is shared.
+// Package lxc runs lab nodes as LXC system containers with systemd as init,
+// through liblxc (go-lxc): unprivileged (in a user namespace, root in the
+// node an unprivileged id on the host) unless the lab file says privileged.
+// Each node is a copy-on-write overlay on a cached image: its own changes
+// live in PATH/ID/delta0, the image is shared.
 package lxc
 
 import (
@@ -14,8 +16,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/internal/fsx"
 	"github.com/labctl/lab/internal/spawn"
 
@@ -47,6 +51,51 @@ type Provider struct {
 	path string
 	// BootPoll is how often Start asks systemd whether boot is done.
 	BootPoll time.Duration
+	// IDs is the host id range of unprivileged nodes (from /etc/subuid and
+	// /etc/subgid, read when the first such node is made).
+	IDs    IDMap
+	idsErr error
+	idOnce sync.Once
+}
+
+// ensureIDs reads (or allocates) the id range of unprivileged nodes.
+func (p *Provider) ensureIDs() error {
+	p.idOnce.Do(func() {
+		if p.IDs.Count == 0 {
+			p.IDs, p.idsErr = HostIDMap()
+		}
+	})
+	return p.idsErr
+}
+
+// lower is the node's image as its user namespace sees it: the image, or
+// for an unprivileged node its copy shifted to the node's id range.
+func (p *Provider) lower(n providers.Node) string {
+	if !n.Unprivileged {
+		return n.Image.RootFS
+	}
+	return image.ShiftedPath(n.Image.RootFS, p.IDs.UID, p.IDs.GID)
+}
+
+// prepareUnprivileged makes what an unprivileged node's overlay needs: the
+// shifted image, and its upper and work folders owned by its root.
+func (p *Provider) prepareUnprivileged(ctx context.Context, n providers.Node) error {
+	if err := p.ensureIDs(); err != nil {
+		return err
+	}
+	if _, err := image.Shifted(ctx, n.Image.RootFS, p.IDs.UID, p.IDs.GID); err != nil {
+		return err
+	}
+	for _, d := range []string{"delta0", "work"} {
+		dir := filepath.Join(p.dir(n), d)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chown(dir, int(p.IDs.UID), int(p.IDs.GID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // New returns a provider keeping containers in path.
@@ -58,7 +107,7 @@ func New(path string) *Provider {
 // Info: local, privileged containers on lab's bridges, frozen through the
 // cgroup freezer.
 func (p *Provider) Info() providers.Info {
-	return providers.Info{Pause: true, Snapshots: true, StreamsOutput: true, SharesKernel: true}
+	return providers.Info{Pause: true, Snapshots: true, StreamsOutput: true, SharesKernel: true, UserNamespaces: true}
 }
 
 func (p *Provider) Name() string { return "lxc" }
@@ -83,9 +132,20 @@ func (p *Provider) Config(n providers.Node) string {
 	b.WriteString("# Written by lab for node " + n.Name + " of lab " + n.Lab + ". lab rewrites it; edit the lab file instead.\n")
 	fmt.Fprintf(&b, "%s%s\n%s%s\n%s%s\n", headLab, n.Lab, headNode, n.Name, headOwner, n.Owner)
 	w("lxc.include", "/usr/share/lxc/config/common.conf")
+	if n.Nesting {
+		// proc and sys mounted where nothing covers them: a container in
+		// the node may mount its own (the kernel refuses a proc whose
+		// parts are covered); cgroups writable for its containers.
+		w("lxc.include", "/usr/share/lxc/config/nesting.conf")
+		w("lxc.mount.auto", "cgroup:rw:force")
+	}
 	w("lxc.arch", "linux64")
 	w("lxc.uts.name", n.Name)
-	w("lxc.rootfs.path", "overlay:"+n.Image.RootFS+":"+filepath.Join(p.dir(n), "delta0"))
+	w("lxc.rootfs.path", "overlay:"+p.lower(n)+":"+filepath.Join(p.dir(n), "delta0"))
+	if n.Unprivileged {
+		w("lxc.idmap", fmt.Sprintf("u 0 %d %d", p.IDs.UID, p.IDs.Count))
+		w("lxc.idmap", fmt.Sprintf("g 0 %d %d", p.IDs.GID, p.IDs.Count))
+	}
 	w("lxc.apparmor.profile", "unconfined")
 	// systemd halts on SIGRTMIN+3; LXC's default SIGPWR would only reach sigpwr.target.
 	w("lxc.signal.halt", "SIGRTMIN+3")
@@ -151,6 +211,11 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	}
 	if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
 		return fmt.Errorf("node %s: create: %w", n.Name, err)
+	}
+	if n.Unprivileged {
+		if err := p.prepareUnprivileged(ctx, n); err != nil {
+			return fmt.Errorf("node %s: create: %w", n.Name, err)
+		}
 	}
 	if err := fsx.WriteAtomic(filepath.Join(p.dir(n), "config"), []byte(p.Config(n)), 0o644); err != nil {
 		return fmt.Errorf("node %s: create: %w", n.Name, err)

@@ -62,6 +62,22 @@ func TestConfig(t *testing.T) {
 	assert.NotContains(t, cfg, "lxc.hook.pre-mount", "no IPv6, no DAD to turn off")
 	n.Interfaces[0].Addr6 = netip.MustParsePrefix("fd00:1::32/64")
 	assert.Contains(t, p.Config(n), "lxc.hook.pre-mount = "+dadOff+"\n")
+	assert.NotContains(t, cfg, "lxc.idmap", "a privileged node has no user namespace")
+
+	// Unprivileged: its ids mapped, its image shifted to them.
+	p.IDs = IDMap{UID: 100000, GID: 200000, Count: 65536}
+	n.Unprivileged = true
+	cfg = p.Config(n)
+	for _, want := range []string{
+		"lxc.idmap = u 0 100000 65536\n",
+		"lxc.idmap = g 0 200000 65536\n",
+		"lxc.rootfs.path = overlay:/cache/images/k/shifted-100000-200000/rootfs:/var/lib/lxc/todomvc_pg2/delta0\n",
+	} {
+		assert.Contains(t, cfg, want)
+	}
+	assert.NotContains(t, cfg, "nesting.conf")
+	n.Nesting = true
+	assert.Contains(t, p.Config(n), "lxc.include = /usr/share/lxc/config/nesting.conf\nlxc.mount.auto = cgroup:rw:force\n")
 	assert.Equal(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg2", 0))
 	assert.NotEqual(t, MAC("todomvc", "pg2", 0), MAC("todomvc", "pg1", 0))
 	assert.True(t, strings.HasPrefix(MAC("a", "b", 0), "0a:"), "locally administered, unicast")

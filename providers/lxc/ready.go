@@ -44,18 +44,75 @@ func (p *Provider) armBooted(n providers.Node) error {
 	if err := os.Remove(filepath.Join(up, BootedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	units := filepath.Join(up, "etc/systemd/system")
-	if err := os.MkdirAll(filepath.Join(units, "default.target.wants"), 0o755); err != nil {
+	// Folders made in the upper layer hide the image's in the node: they
+	// are made as the image has them (owners shifted for an unprivileged
+	// node, whose image is shifted too), and the files are its root's.
+	own, err := p.nodeOwner(n)
+	if err != nil {
 		return err
 	}
-	if err := fsx.WriteAtomic(filepath.Join(units, "lab-booted.service"), []byte(bootedUnit), 0o644); err != nil {
+	units := filepath.Join(up, "etc/systemd/system")
+	if err := fsx.MkdirLike(own.lower, up, "etc/systemd/system/default.target.wants"); err != nil {
+		return err
+	}
+	unit := filepath.Join(units, "lab-booted.service")
+	if err := fsx.WriteAtomic(unit, []byte(bootedUnit), 0o644); err != nil {
+		return err
+	}
+	if err := os.Lchown(unit, own.uid, own.gid); err != nil {
 		return err
 	}
 	link := filepath.Join(units, "default.target.wants", "lab-booted.service")
 	if _, err := os.Lstat(link); err == nil {
 		return nil
 	}
-	return os.Symlink("/etc/systemd/system/lab-booted.service", link)
+	if err := os.Symlink("/etc/systemd/system/lab-booted.service", link); err != nil {
+		return err
+	}
+	return os.Lchown(link, own.uid, own.gid)
+}
+
+// owner is who root in a node is on the host, and the node's lower layer.
+type owner struct {
+	uid, gid int
+	lower    string
+}
+
+// nodeOwner reads them from the node's config (lxc.idmap, lxc.rootfs.path):
+// what the node was made as, whatever the lab file says now.
+func (p *Provider) nodeOwner(n providers.Node) (owner, error) {
+	b, err := os.ReadFile(filepath.Join(p.dir(n), "config"))
+	if errors.Is(err, os.ErrNotExist) {
+		return owner{}, nil // no container config: nothing maps ids
+	}
+	if err != nil {
+		return owner{}, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	var o owner
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case k == "lxc.idmap":
+			var kind string
+			var inside, host, count int
+			if _, err := fmt.Sscanf(v, "%s %d %d %d", &kind, &inside, &host, &count); err == nil && inside == 0 {
+				if kind == "u" {
+					o.uid = host
+				} else if kind == "g" {
+					o.gid = host
+				}
+			}
+		case k == "lxc.rootfs.path" && strings.HasPrefix(v, "overlay:"):
+			if parts := strings.Split(strings.TrimPrefix(v, "overlay:"), ":"); len(parts) == 2 {
+				o.lower = parts[0]
+			}
+		}
+	}
+	return o, nil
 }
 
 // waitBooted waits for the node's mark. It looks at the node's state every
