@@ -57,7 +57,9 @@ func builders() []string {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && strings.HasPrefix(string(b), "mmdebstrap") || strings.Contains(string(b), "/mmdebstrap\x00") {
+		// mmdebstrap, or a layer's install (its unshare and the shell that
+		// is PID 1 of its namespace carry the tag; apt and dpkg die with it).
+		if err == nil && (strings.HasPrefix(string(b), "mmdebstrap") || strings.Contains(string(b), "/mmdebstrap\x00") || strings.Contains(string(b), "\x00lab-image-layer\x00")) {
 			out = append(out, p)
 		}
 	}
@@ -89,7 +91,9 @@ nodes:
 		}
 	}
 
-	code, out := upUntil(t, l, "building with", syscall.SIGKILL)
+	// "building with mmdebstrap" (the base, when it is not built yet) or
+	// "building over" (the layer of hello).
+	code, out := upUntil(t, l, "building ", syscall.SIGKILL)
 	assert.Equal(t, 128+9, code)
 	assert.Contains(t, out, "image")
 	// The builder gets SIGKILL from the kernel when lab dies (Pdeathsig);

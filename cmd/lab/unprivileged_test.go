@@ -57,14 +57,20 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	assert.Equal(t, "0 0 4294967295", uidMap("p1"))
 	hostRoot := strings.Fields(u)[1]
 
-	// The host's kernel settings and disks are out of reach.
+	// The host's kernel settings and disks are out of reach. Root in the
+	// node may make its /proc/sys writable (LXC made it read-only inside the
+	// node's own namespace): the hostname it writes is the node's own, and a
+	// setting of the host's kernel still refuses it.
 	host, _ := os.Hostname()
-	_, c := l.Exec("u1", "sh", "-c", "echo lab-was-here > /proc/sys/kernel/hostname")
-	assert.NotEqual(t, 0, c)
-	_, c = l.Exec("u1", "sh", "-c", "mount -o remount,rw /proc/sys")
-	assert.NotEqual(t, 0, c, "an unprivileged root cannot make /proc/sys writable")
+	watches, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	require.NoError(t, err)
+	l.Exec("u1", "sh", "-c", "mount -o remount,rw /proc/sys; echo lab-was-here > /proc/sys/kernel/hostname")
+	_, c := l.Exec("u1", "sh", "-c", "echo 12345 > /proc/sys/fs/inotify/max_user_watches")
+	assert.NotEqual(t, 0, c, "an unprivileged root changed a setting of the host's kernel")
 	after, _ := os.Hostname()
 	assert.Equal(t, host, after)
+	now, _ := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	assert.Equal(t, string(watches), string(now))
 	var root syscall.Stat_t
 	require.NoError(t, syscall.Stat("/", &root))
 	disk := func(n string) int {

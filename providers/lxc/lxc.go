@@ -145,6 +145,11 @@ func (p *Provider) Config(n providers.Node) string {
 	if n.Unprivileged {
 		w("lxc.idmap", fmt.Sprintf("u 0 %d %d", p.IDs.UID, p.IDs.Count))
 		w("lxc.idmap", fmt.Sprintf("g 0 %d %d", p.IDs.GID, p.IDs.Count))
+		// liblxc mounts the overlay in the node's user namespace, where
+		// overlayfs cannot keep its trusted.* attributes: without them a
+		// folder made in the node cannot be renamed (EXDEV: PostgreSQL's
+		// replication slots are). user.* ones it can.
+		w("lxc.rootfs.options", "userxattr")
 	}
 	w("lxc.apparmor.profile", "unconfined")
 	// systemd halts on SIGRTMIN+3; LXC's default SIGPWR would only reach sigpwr.target.

@@ -71,6 +71,7 @@ func TestConfig(t *testing.T) {
 	for _, want := range []string{
 		"lxc.idmap = u 0 100000 65536\n",
 		"lxc.idmap = g 0 200000 65536\n",
+		"lxc.rootfs.options = userxattr\n",
 		"lxc.rootfs.path = overlay:/cache/images/k/shifted-100000-200000/rootfs:/var/lib/lxc/todomvc_pg2/delta0\n",
 	} {
 		assert.Contains(t, cfg, want)
