@@ -19,12 +19,15 @@ import (
 // imageSpec is the image a node is made from.
 func (e *Engine) imageSpec(n topology.Node, p providers.Provider) image.Spec {
 	pk := append([]string{}, n.Packages...)
-	var base []string
+	var own []string
 	if ip, ok := p.(providers.ImagePackager); ok {
-		base = ip.ImagePackages()
-		pk = append(pk, base...)
+		own = ip.ImagePackages()
+		pk = append(pk, own...)
 	}
-	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk, Base: base}.Normalize()
+	// Layers: the role's packages over the lab's shared ones (defaults),
+	// over the provider's own.
+	base := append(append([]string{}, own...), n.Shared...)
+	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk, Base: base, Under: own}.Normalize()
 }
 
 // specs maps each node of want (all when nil) to its image spec.
