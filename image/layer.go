@@ -140,8 +140,8 @@ func (c *Cache) buildLayer(ctx context.Context, key string, spec, baseSpec Spec,
 	if err := os.RemoveAll(rootfs); err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, "cp", "-a", "-l", base.RootFS, rootfs).CombinedOutput(); err != nil {
-		return fmt.Errorf("cp -al %s: %v: %s", base.RootFS, err, out)
+	if err := fsx.Copy(ctx, "-a", "-l", base.RootFS, rootfs); err != nil {
+		return err
 	}
 	if err := applyUpper(upper, rootfs); err != nil {
 		return fmt.Errorf("apply the layer: %w", err)

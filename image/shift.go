@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/lab/internal/fsx"
 )
 
 // Unprivileged nodes run in a user namespace whose ids 0… are host ids
@@ -41,7 +42,7 @@ func Shifted(ctx context.Context, rootfs string, uid, gid uint32) (string, error
 	}
 	stale, _ := filepath.Glob(dir + ".tmp-*")
 	for _, s := range stale {
-		if err := RemoveTree(s); err != nil {
+		if err := fsx.RemoveAll(s); err != nil { // a killed lab's cp may be ending
 			return "", err
 		}
 	}
@@ -50,8 +51,8 @@ func Shifted(ctx context.Context, rootfs string, uid, gid uint32) (string, error
 		return "", err
 	}
 	defer RemoveTree(tmp)
-	if b, err := exec.CommandContext(ctx, "cp", "-a", rootfs, filepath.Join(tmp, "rootfs")).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("shift %s: cp -a: %v: %s", rootfs, err, b)
+	if err := fsx.Copy(ctx, "-a", rootfs, filepath.Join(tmp, "rootfs")); err != nil {
+		return "", fmt.Errorf("shift %s: %w", rootfs, err)
 	}
 	if err := shiftTree(filepath.Join(tmp, "rootfs"), uid, gid); err != nil {
 		return "", fmt.Errorf("shift %s: %w", rootfs, err)

@@ -5,12 +5,17 @@
 package fsx
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ReadRegular reads a regular file of at most max bytes. A FIFO is opened
@@ -117,4 +122,32 @@ func MkdirLike(like, root, rel string) error {
 		}
 	}
 	return nil
+}
+
+// Copy runs cp with args. cp dies with lab, even on kill -9 (Pdeathsig,
+// which fires when the thread that started it ends: it stays locked until
+// cp is done), so that no copy of a killed lab goes on writing into a tree
+// the next command removes or uses.
+func Copy(ctx context.Context, args ...string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd := exec.CommandContext(ctx, "cp", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("cp %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// RemoveAll removes a tree, trying again for a moment when it is still
+// being written to (a copy of a killed lab that the kernel is ending).
+func RemoveAll(dir string) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = os.RemoveAll(dir); err == nil || !errors.Is(err, syscall.ENOTEMPTY) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }

@@ -2,16 +2,11 @@ package lxc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"syscall"
-	"time"
 
+	"github.com/labctl/lab/internal/fsx"
 	"github.com/labctl/lab/providers"
 )
 
@@ -59,30 +54,8 @@ func copyTree(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	// cp dies with lab, even on kill -9 (Pdeathsig, which fires when the
-	// thread that started it ends: it stays locked until cp is done), so
-	// that no copy of a killed lab goes on writing into a node's disk
-	// while the next command puts it back.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", src, dst)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("cp %s: %v: %s", src, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return fsx.Copy(ctx, "-a", "--reflink=auto", src, dst)
 }
 
-// removeAll removes a tree, trying again for a moment when it is still
-// being written to (a copy of a killed lab that the kernel is ending).
-func removeAll(dir string) error {
-	var err error
-	for i := 0; i < 20; i++ {
-		if err = os.RemoveAll(dir); err == nil || !errors.Is(err, syscall.ENOTEMPTY) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return err
-}
+// removeAll removes a tree (see fsx.RemoveAll).
+func removeAll(dir string) error { return fsx.RemoveAll(dir) }
