@@ -19,15 +19,12 @@ import (
 // imageSpec is the image a node is made from.
 func (e *Engine) imageSpec(n topology.Node, p providers.Provider) image.Spec {
 	pk := append([]string{}, n.Packages...)
-	var own []string
+	var base []string
 	if ip, ok := p.(providers.ImagePackager); ok {
-		own = ip.ImagePackages()
-		pk = append(pk, own...)
+		base = ip.ImagePackages()
+		pk = append(pk, base...)
 	}
-	// Layers: the role's packages over the lab's shared ones (defaults),
-	// over the provider's own.
-	base := append(append([]string{}, own...), n.Shared...)
-	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk, Base: base, Under: own}.Normalize()
+	return image.Spec{Suite: image.SuiteOf(n.Image), Mirror: e.Mirror, Packages: pk, Base: base}.Normalize()
 }
 
 // specs maps each node of want (all when nil) to its image spec.

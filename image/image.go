@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,13 +37,10 @@ type Spec struct {
 	Mirror   string   `json:"mirror"`
 	Packages []string `json:"packages"`
 	// Base is the part of Packages that many images share (a provider's
-	// own packages, and a lab's defaults): an image with more is built as a
-	// layer over the image of its base (see layer.go), and that one over
-	// the image of Under (the provider's alone), when Under is less than
-	// Base. Neither changes the key: the same packages make the same image,
-	// however it was built.
-	Base  []string `json:"base,omitempty"`
-	Under []string `json:"under,omitempty"`
+	// own packages): an image with more is built as a layer over the image
+	// of its base (see layer.go). It does not change the key: the same
+	// packages make the same image, however it was built.
+	Base []string `json:"base,omitempty"`
 }
 
 // Normalize sorts and de-duplicates the package lists; Base is kept to
@@ -56,16 +52,8 @@ func (s Spec) Normalize() Spec {
 		in[p] = true
 	}
 	s.Base = sortedSet(s.Base, in)
-	inBase := map[string]bool{}
-	for _, p := range s.Base {
-		inBase[p] = true
-	}
-	s.Under = sortedSet(s.Under, inBase)
 	if len(s.Base) == 0 {
 		s.Base = nil
-	}
-	if len(s.Under) == 0 {
-		s.Under = nil
 	}
 	if s.Mirror == "" {
 		s.Mirror = DefaultMirror
@@ -76,14 +64,18 @@ func (s Spec) Normalize() Spec {
 // sortedSet sorts and de-duplicates list, keeping what only is in only (all
 // when nil).
 func sortedSet(list []string, only map[string]bool) []string {
-	out := make([]string, 0, len(list))
+	set := map[string]bool{}
 	for _, p := range list {
 		if only == nil || only[p] {
-			out = append(out, p)
+			set[p] = true
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Key is the content key of the image.

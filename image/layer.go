@@ -41,14 +41,9 @@ import (
 const layerTag = "lab-image-layer"
 
 // layerBase is the spec of the image spec is built over, if it has one and
-// this host can build layers: its Base, or its Under when spec is its Base
-// (a lab's shared image, over the provider's).
+// this host can build layers.
 func layerBase(spec Spec) (Spec, bool) {
-	base, under := spec.Base, spec.Under
-	if len(base) >= len(spec.Packages) {
-		base, under = under, nil
-	}
-	if len(base) == 0 || len(base) >= len(spec.Packages) {
+	if len(spec.Base) == 0 || len(spec.Base) >= len(spec.Packages) {
 		return Spec{}, false
 	}
 	for _, tool := range []string{"mmdebstrap", "unshare", "chroot", "cp"} {
@@ -56,7 +51,7 @@ func layerBase(spec Spec) (Spec, bool) {
 			return Spec{}, false
 		}
 	}
-	return Spec{Suite: spec.Suite, Mirror: spec.Mirror, Packages: base, Base: under}.Normalize(), true
+	return Spec{Suite: spec.Suite, Mirror: spec.Mirror, Packages: spec.Base}.Normalize(), true
 }
 
 // layerScript installs packages ($5…) in a chroot over an overlay of $1

@@ -116,24 +116,6 @@ func TestLayerBase(t *testing.T) {
 	}
 	_, ok := layerBase(Spec{Suite: "bookworm", Packages: []string{"iproute2"}, Base: []string{"iproute2"}}.Normalize())
 	assert.False(t, ok, "an image that is its base is bootstrapped")
-	if _, err := exec.LookPath("mmdebstrap"); err == nil {
-		// A role over its lab's shared packages, over the provider's.
-		role := Spec{Suite: "bookworm", Packages: []string{"iproute2", "serf", "nginx"}, Base: []string{"iproute2", "serf"}, Under: []string{"iproute2"}}.Normalize()
-		lab, ok := layerBase(role)
-		require.True(t, ok)
-		assert.Equal(t, []string{"iproute2", "serf"}, lab.Packages)
-		assert.Equal(t, []string{"iproute2"}, lab.Base)
-		prov, ok := layerBase(lab)
-		require.True(t, ok)
-		assert.Equal(t, []string{"iproute2"}, prov.Packages)
-		_, ok = layerBase(prov)
-		assert.False(t, ok)
-		// A role with nothing but the lab's shared packages is that image,
-		// over the provider's.
-		only, ok := layerBase(Spec{Suite: "bookworm", Packages: []string{"iproute2", "serf"}, Base: []string{"iproute2", "serf"}, Under: []string{"iproute2"}}.Normalize())
-		require.True(t, ok)
-		assert.Equal(t, []string{"iproute2"}, only.Packages)
-	}
 	assert.Nil(t, Spec{Packages: []string{"a"}, Base: []string{"b"}}.Normalize().Base, "a base holds only packages the image has")
 }
 

@@ -106,15 +106,12 @@ type Net struct {
 
 // Node is one machine of the lab.
 type Node struct {
-	Name     string   `json:"name"`
-	Role     string   `json:"role"`
-	Index    int      `json:"index"` // 1-based within its role
-	Provider string   `json:"provider"`
-	Image    string   `json:"image"`
-	Packages []string `json:"packages,omitempty"` // sorted, defaults included
-	// Shared are the packages every role of the lab has (defaults.packages):
-	// images are built as a layer over an image of these.
-	Shared     []string    `json:"-"`
+	Name       string      `json:"name"`
+	Role       string      `json:"role"`
+	Index      int         `json:"index"` // 1-based within its role
+	Provider   string      `json:"provider"`
+	Image      string      `json:"image"`
+	Packages   []string    `json:"packages,omitempty"` // sorted, defaults included
 	CPUs       int         `json:"cpus"`
 	Memory     int64       `json:"memory"`
 	Accel      string      `json:"accel,omitempty"`
