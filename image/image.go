@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,18 +65,14 @@ func (s Spec) Normalize() Spec {
 // sortedSet sorts and de-duplicates list, keeping what only is in only (all
 // when nil).
 func sortedSet(list []string, only map[string]bool) []string {
-	set := map[string]bool{}
+	out := make([]string, 0, len(list))
 	for _, p := range list {
 		if only == nil || only[p] {
-			set[p] = true
+			out = append(out, p)
 		}
 	}
-	out := make([]string, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Key is the content key of the image.

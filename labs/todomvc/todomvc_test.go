@@ -181,7 +181,15 @@ func TestTodoMVC(t *testing.T) {
 	})
 
 	// Stop the app on app1: requests to both nginx nodes keep working, and
-	// app1 drops out of every upstream list.
+	// app1 drops out of every upstream list. (First both apps must be in
+	// both lists: discovery adds an app once its readiness says so, and a
+	// list that still holds app1 alone has nothing to fall back on.)
+	for _, n := range []string{"nginx1", "nginx2"} {
+		eventually(t, "both apps in "+n+"'s upstreams", 30*time.Second, func() bool {
+			out, c := l.Exec(n, "cat", "/etc/nginx/todo-upstreams.conf")
+			return c == 0 && strings.Contains(out, ip(71)+":8000") && strings.Contains(out, ip(72)+":8000")
+		})
+	}
 	_, c = l.Exec("app1", "systemctl", "stop", "todo")
 	require.Equal(t, 0, c)
 	for i := 0; i < 20; i++ {
