@@ -56,7 +56,7 @@ type Defaults struct {
 	HealthTimeout string   `yaml:"health_timeout"`
 	Accel         string   `yaml:"accel"`
 	SSH           bool     `yaml:"ssh"`
-	Privileged    bool     `yaml:"privileged"`
+	Privileged    *bool    `yaml:"privileged"`
 	Nesting       bool     `yaml:"nesting"`
 }
 
@@ -105,6 +105,11 @@ type Role struct {
 	Privileged *bool `yaml:"privileged"`
 	Nesting    *bool `yaml:"nesting"`
 }
+
+// Container nodes are privileged unless the lab file says privileged:
+// false, for now: unprivileged nodes work (every lab's end-to-end test has
+// passed with them), but todomvc's failover and slow-primary checks were
+// not yet steady with them on this machine. The default turns when they are.
 
 // IsPrivileged tells whether the role's container nodes are privileged.
 func (r *Role) IsPrivileged() bool { return r.Privileged != nil && *r.Privileged }
@@ -439,7 +444,7 @@ func (t *Topology) applyDefaults() {
 			r.SSH = &v
 		}
 		if r.Privileged == nil {
-			v := d.Privileged
+			v := d.Privileged == nil || *d.Privileged // see IsPrivileged
 			r.Privileged = &v
 		}
 		if r.Nesting == nil {

@@ -10,7 +10,7 @@ import (
 func (t *Topology) Warnings() []string {
 	out := []string{}
 	var where []string
-	if t.Defaults.Privileged {
+	if _, written := t.lines["defaults.privileged"]; written && t.Defaults.Privileged != nil && *t.Defaults.Privileged {
 		where = append(where, "defaults.privileged")
 	}
 	for i := range t.Nodes {

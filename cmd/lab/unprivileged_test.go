@@ -22,15 +22,17 @@ networks: [{name: lan, subnet: 10.97.32.0/24}]
 defaults: {memory: 256M}
 nodes:
   - role: u
+    privileged: false
     provision: [{inline: "echo made > /root/by-step"}]
   - role: p
     privileged: true
   - role: n
+    privileged: false
     nesting: true
 `
 
-// Container nodes are unprivileged unless the lab file says privileged:
-// root in them is an unprivileged id on the host, which can neither reach
+// Container nodes with privileged: false run in a user namespace: root in
+// them is an unprivileged id on the host, which can neither reach
 // the host's devices nor its kernel settings, and owns what it makes there
 // as that id. Lab's own files in the node are the node root's. A node with
 // nesting: true may run containers of its own.
@@ -39,7 +41,7 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	l := labtest.New(t, "it-user", map[string]string{"lab.yaml": userLab})
 	_, stderr, code := l.Run("validate")
 	require.Equal(t, 0, code)
-	assert.Contains(t, stderr, "warning: lab.yaml:9: nodes[1].privileged: true: root in these nodes is root on the host")
+	assert.Contains(t, stderr, "warning: lab.yaml:10: nodes[1].privileged: true: root in these nodes is root on the host")
 	l.MustRun("up")
 	st := l.Status()
 	assert.False(t, st["u1"].Privileged)
@@ -103,7 +105,7 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	assert.NotEqual(t, 0, nested("u1"), "without nesting: true a node's containers cannot mount /proc")
 
 	// Making a node privileged replaces it.
-	l.Write("lab.yaml", strings.Replace(userLab, "  - role: u\n", "  - role: u\n    privileged: true\n", 1))
+	l.Write("lab.yaml", strings.Replace(userLab, "  - role: u\n    privileged: false\n", "  - role: u\n    privileged: true\n", 1))
 	assert.Contains(t, l.MustRun("plan"), "unprivileged → privileged")
 	l.MustRun("up")
 	assert.Equal(t, "0 0 4294967295", uidMap("u1"))
