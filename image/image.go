@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/shell"
 	"io"
 	"os"
 	"os/exec"
@@ -27,6 +26,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/shell"
 )
 
 // DefaultMirror is the Debian mirror used unless the user sets another.
@@ -189,7 +191,7 @@ func (c *Cache) lock(ctx context.Context, key string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return flockPath(ctx, filepath.Join(dir, "."+key+".lock"))
+	return fsx.Lock(ctx, filepath.Join(dir, "."+key+".lock"))
 }
 
 // Ensure returns the image for spec, building it when it is not cached.

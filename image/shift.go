@@ -2,13 +2,11 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +30,7 @@ func Shifted(ctx context.Context, rootfs string, uid, gid uint32) (string, error
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	unlock, err := flockPath(ctx, dir+".lock")
+	unlock, err := fsx.Lock(ctx, dir+".lock")
 	if err != nil {
 		return "", err
 	}
@@ -107,28 +105,4 @@ func shiftTree(root string, uid, gid uint32) error {
 		}
 		return nil
 	})
-}
-
-// flockPath takes an exclusive lock on path, waiting for another holder.
-func flockPath(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/labctl/lab/internal/fsx"
 )
 
 // vmBase is a bootable disk made from a cached image: base.qcow2 (an ext4
@@ -42,22 +42,11 @@ func ensureBase(ctx context.Context, rootfs string) (*vmBase, error) {
 	if fileExists(b.Disk) {
 		return b, nil
 	}
-	lockf, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := fsx.Lock(ctx, dir+".lock")
 	if err != nil {
 		return nil, err
 	}
-	defer lockf.Close()
-	for {
-		if err := syscall.Flock(int(lockf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	defer syscall.Flock(int(lockf.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	if fileExists(b.Disk) {
 		return b, nil
 	}

@@ -72,49 +72,6 @@ func (p *Provider) armBooted(n providers.Node) error {
 	return os.Lchown(link, own.uid, own.gid)
 }
 
-// owner is who root in a node is on the host, and the node's lower layer.
-type owner struct {
-	uid, gid int
-	lower    string
-}
-
-// nodeOwner reads them from the node's config (lxc.idmap, lxc.rootfs.path):
-// what the node was made as, whatever the lab file says now.
-func (p *Provider) nodeOwner(n providers.Node) (owner, error) {
-	b, err := os.ReadFile(filepath.Join(p.dir(n), "config"))
-	if errors.Is(err, os.ErrNotExist) {
-		return owner{}, nil // no container config: nothing maps ids
-	}
-	if err != nil {
-		return owner{}, fmt.Errorf("node %s: %w", n.Name, err)
-	}
-	var o owner
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch {
-		case k == "lxc.idmap":
-			var kind string
-			var inside, host, count int
-			if _, err := fmt.Sscanf(v, "%s %d %d %d", &kind, &inside, &host, &count); err == nil && inside == 0 {
-				if kind == "u" {
-					o.uid = host
-				} else if kind == "g" {
-					o.gid = host
-				}
-			}
-		case k == "lxc.rootfs.path" && strings.HasPrefix(v, "overlay:"):
-			if parts := strings.Split(strings.TrimPrefix(v, "overlay:"), ":"); len(parts) == 2 {
-				o.lower = parts[0]
-			}
-		}
-	}
-	return o, nil
-}
-
 // waitBooted waits for the node's mark. It looks at the node's state every
 // ten polls (in this process, through liblxc's command socket) to say when
 // the node stopped instead, asks systemd every hundred whether boot is stuck
