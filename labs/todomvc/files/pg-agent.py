@@ -15,16 +15,17 @@ Serf's member list and:
             the primary's position, else lag=behind (the apps read only from
             standbys that are ok); if it cannot stream from that primary for
             STUCK seconds (a timeline it cannot follow), it rewinds onto it.
-            When no primary is alive for GRACE seconds, the standbys elect
-            one: each tags lsn=<its replay position>, and after COLLECT
-            seconds the one with the highest position (then the lowest name)
-            promotes itself, with an epoch above every epoch seen.
+            When no primary is alive, the standbys elect one: each asks every other live pg node for its replay position
+            (directly: Serf's tags can lag), and the one with the highest
+            position (then the lowest name) promotes itself, with an epoch
+            above every epoch seen.
 
 At boot: once Serf has joined, a node that was a primary and finds another
 live primary rewinds onto it; otherwise it starts as it was.
 """
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -35,8 +36,9 @@ CONF = f"/etc/postgresql/{PGV}/main/postgresql.conf"
 BIN = f"/usr/lib/postgresql/{PGV}/bin"
 UNIT = f"postgresql@{PGV}-main"
 EPOCH = "/var/lib/postgresql/lab-epoch"
-GRACE, COLLECT, STUCK = 0.5, 1.0, 15.0
+STUCK = 15.0
 TICK = 0.5
+SYNC = 2.0
 LAG_BYTES = 1 << 20
 
 def facts():
@@ -75,6 +77,17 @@ def psql(sql, host=None, user=None, db="postgres", timeout=5):
 def members():
     out = run("serf", "members", "-format", "json", timeout=10).stdout
     return [m for m in json.loads(out)["members"] if m["tags"].get("role") == "pg"]
+
+
+def sync():
+    """A full-state exchange with a random live member (serf join): Serf's
+    gossip can lose a tag change, which would reach this node only at the
+    next periodic exchange, up to 15 s later; an election must not wait
+    for that. (lab-discovery does the same on the other roles.)"""
+    out = run("serf", "members", "-format", "json", timeout=10).stdout
+    peers = [m for m in json.loads(out)["members"] if m["status"] == "alive" and m["name"] != ME]
+    if peers:
+        run("serf", "join", random.choice(peers)["addr"], timeout=5)
 
 
 def tag(**kv):
@@ -208,7 +221,7 @@ def lsn_bytes(host=None):
 class Agent:
     def __init__(self):
         self.primary_gone_at = None   # when no live primary was first seen
-        self.election_at = None       # when this node tagged its lsn
+        self.not_promoting = None     # why this node did not promote, last said
         self.pointed_at = (None, 0.0) # the primary followed, since when
         self.streaming_at = time.monotonic()
 
@@ -235,7 +248,17 @@ class Agent:
             return
         if not was_primary and others:
             point_to(others[0]["name"], live=False)
-        start()
+        try:
+            start()
+        except Exception as e:
+            if not others:
+                raise
+            # A standby that cannot start on its own data (a history the
+            # primary's does not contain) is rewound or cloned instead of
+            # trying the same start twice a second.
+            log(f"did not start as a standby of {others[0]['name']} ({e})")
+            rewind(others[0]["name"])
+            return
         log("started as " + ("primary" if was_primary else "standby"))
 
     def step(self):
@@ -262,33 +285,50 @@ class Agent:
         now = time.monotonic()
         ps = live_primaries(ms)
         if ps:
-            self.primary_gone_at = self.election_at = None
+            self.primary_gone_at = self.not_promoting = None
             self.follow(ps[0]["name"], now)
             return
         if self.primary_gone_at is None:
             self.primary_gone_at = now
             log("no live primary")
-        if my_tags().get("lag") != "behind":
-            tag(lag="behind")
-        if now - self.primary_gone_at < GRACE:
-            return
-        if self.election_at is None:
-            tag(lsn=str(lsn_bytes()))
-            self.election_at = now
-            return
-        if now - self.election_at < COLLECT:
-            return
-        cands = [m for m in ms if m["status"] == "alive" and m["tags"].get("pg") == "standby" and "lsn" in m["tags"]]
-        cands.sort(key=lambda m: (-int(m["tags"]["lsn"]), m["name"]))
-        if not cands or cands[0]["name"] != ME:
+        other = self.outranked(ms)
+        if other:
+            if other != self.not_promoting:
+                log(f"not promoting: {other}")
+                self.not_promoting = other
+            if my_tags().get("lag") != "behind":
+                tag(lag="behind")
             return
         e = max([epoch()] + [int(m["tags"].get("epoch", "0") or 0) for m in ms]) + 1
-        log(f"promoting myself: epoch {e}, at {cands[0]['tags']['lsn']}")
+        log(f"promoting myself: epoch {e}, at {lsn_bytes()}")
         psql("select pg_promote(true, 30)")
         set_epoch(e)
         tag(pg="primary", epoch=str(e), lsn=None, lag=None)
-        self.primary_gone_at = self.election_at = None
+        self.primary_gone_at = self.not_promoting = None
         ensure_slots()
+
+    def outranked(self, ms):
+        """Why another pg node should be the primary rather than this one,
+        or None. Each live pg node is asked itself, not through Serf's tags
+        (gossip can lose or delay a tag, and two standbys that each missed
+        the other's would both promote): none may be a primary already, or
+        have replayed further (or as far, with a lower name). After a
+        primary died the replay positions stand still, so every standby
+        that asks reaches the same answer."""
+        mine = lsn_bytes()
+        for m in ms:
+            if m["name"] == ME or m["status"] != "alive":
+                continue
+            try:
+                rec, lsn = psql("select pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0'",
+                                host=m["name"]).split("|")
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+                continue  # down: not a candidate
+            if rec == "f":
+                return f"{m['name']} is a primary already"
+            if (-int(float(lsn)), m["name"]) < (-mine, ME):
+                return f"{m['name']} has replayed to {int(float(lsn))}, this node to {mine}"
+        return None
 
     def follow(self, primary, now):
         t = my_tags()
@@ -319,7 +359,14 @@ class Agent:
 
 def main():
     a = Agent()
+    last_sync = 0.0
     while True:
+        if time.monotonic() - last_sync >= SYNC:
+            last_sync = time.monotonic()
+            try:
+                sync()
+            except Exception as e:
+                print(f"{ME}: sync: {e}", file=sys.stderr, flush=True)
         try:
             if running():
                 a.step()

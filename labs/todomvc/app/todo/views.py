@@ -20,7 +20,7 @@ from django.shortcuts import render
 from .models import Todo
 
 log = logging.getLogger("todo")
-_discovery = {"at": 0.0, "primary": None, "standbys": []}
+_discovery = {"at": 0.0, "primary": None, "standbys": [], "known": False}
 
 
 def discovery(force=False):
@@ -34,6 +34,7 @@ def discovery(force=False):
                 d = json.load(f)
             _discovery["primary"] = d.get("primary")
             _discovery["standbys"] = d.get("standbys") or []
+            _discovery["known"] = True
         except (OSError, ValueError):
             pass
     return _discovery
@@ -51,10 +52,25 @@ def follow_primary(force=False):
     settings.PRIMARY = p
 
 
+def no_primary(force=False):
+    """Discovery says no primary is alive: the old one died and no standby
+    has promoted yet. A write then fails at once (503), not after a
+    connection attempt to the dead one, so a client that retries writes as
+    soon as the new primary is named."""
+    d = discovery(force)
+    return d["known"] and d["primary"] is None
+
+
+def no_primary_reply():
+    return reply({"node": settings.LAB_NODE, "error": "no primary: a failover is under way"}, status=503)
+
+
 def follow_primary_middleware(get_response):
     """Every request first follows the primary (settings.MIDDLEWARE)."""
     def middleware(request):
         follow_primary()
+        if request.method not in ("GET", "HEAD", "OPTIONS") and no_primary():
+            return no_primary_reply()
         return get_response(request)
     return middleware
 
@@ -86,6 +102,8 @@ def retry_on_failover(view):
             for c in connections.all():
                 c.close()
             follow_primary(force=True)
+            if no_primary():
+                return no_primary_reply()
             return view(request, *args, **kwargs)
     return wrapped
 
@@ -149,6 +167,8 @@ def ready(request):
     primary (not a standby it was pointed at before a failover or a
     restore). Serf's app tag follows this, and nginx sends only to apps
     that are ready."""
+    if no_primary():
+        return reply({"node": settings.LAB_NODE, "status": "no primary"}, status=503)
     try:
         with connections["default"].cursor() as c:
             c.execute("SELECT pg_is_in_recovery()")
