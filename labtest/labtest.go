@@ -170,6 +170,19 @@ func (l *Lab) Exec(node string, cmd ...string) (string, int) {
 	return out, code
 }
 
+// OnFailure logs what a command prints in a node if the test fails (run
+// before the lab is destroyed): the journal of the services a failure is
+// about, so that a failure seen once can be explained.
+func (l *Lab) OnFailure(node string, cmd ...string) {
+	l.T.Cleanup(func() {
+		if !l.T.Failed() {
+			return
+		}
+		out, errs, code := l.Run(append([]string{"exec", node, "--"}, cmd...)...)
+		l.T.Logf("on failure, %s: %s (exit %d):\n%s%s", node, strings.Join(cmd, " "), code, out, errs)
+	})
+}
+
 // NodeStatus is a node in `lab status --json`.
 type NodeStatus struct {
 	Name        string   `json:"name"`

@@ -249,21 +249,20 @@ func (w *writer) end() { close(w.stop); <-w.done }
 
 // longestOutage is the longest run of failed writes, from the last success
 // before it to the first success after it.
-func (w *writer) longestOutage() time.Duration {
+func (w *writer) longestOutage() (longest time.Duration, from, to time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var longest time.Duration
 	lastOK := time.Time{}
 	for i, g := range w.good {
 		if !g {
 			continue
 		}
-		if !lastOK.IsZero() && i > 0 && !w.good[i-1] {
-			longest = max(longest, w.at[i].Sub(lastOK))
+		if !lastOK.IsZero() && i > 0 && !w.good[i-1] && w.at[i].Sub(lastOK) > longest {
+			longest, from, to = w.at[i].Sub(lastOK), lastOK, w.at[i]
 		}
 		lastOK = w.at[i]
 	}
-	return longest
+	return longest, from, to
 }
 
 func (w *writer) succeededAfter(t time.Time) bool {
@@ -291,8 +290,9 @@ func failover(t *testing.T, l *labtest.Lab) {
 	eventually(t, "writes succeed again after the kill", 30*time.Second, func() bool { return w.succeededAfter(killed.Add(time.Second)) })
 	time.Sleep(2 * time.Second)
 	w.end()
-	outage := w.longestOutage()
-	t.Logf("writes failed for %.1fs around the kill of %s", outage.Seconds(), old)
+	outage, from, to := w.longestOutage()
+	t.Logf("writes failed for %.1fs around the kill of %s at %s: from %s to %s (UTC)", outage.Seconds(), old,
+		killed.UTC().Format("15:04:05.000"), from.UTC().Format("15:04:05.000"), to.UTC().Format("15:04:05.000"))
 	assert.LessOrEqual(t, outage, 15*time.Second, "writes fail for at most 15 s")
 	p := primaryNode(t, l)
 	assert.NotEqual(t, old, p)
@@ -302,6 +302,16 @@ func failover(t *testing.T, l *labtest.Lab) {
 		return strings.TrimSpace(out)
 	}
 	assert.Equal(t, "f", psql(p, "select pg_is_in_recovery()"))
+	for _, n := range []string{"pg2", "pg3"} {
+		// The election as each standby saw it.
+		out, _ := l.Exec(n, "sh", "-c", "journalctl --no-pager -o short-precise -u pg-agent | grep -E 'pg-agent\\[.*(no live primary|promot|rewind|standby of|did not start|follow)' | tail -n 8")
+		t.Logf("%s's agent:\n%s", n, out)
+	}
+	for _, n := range []string{"app1", "app2"} {
+		// When each app learned the new primary, and the writes it retried.
+		out, _ := l.Exec(n, "sh", "-c", "{ journalctl --no-pager -o short-precise -u todo; journalctl --no-pager -o short-precise -t lab-discovery; } | grep -E 'primary|app (up|down)' | sort | tail -n 8")
+		t.Logf("%s:\n%s", n, out)
+	}
 	for _, n := range []string{"pg2", "pg3"} {
 		if n == p {
 			continue
