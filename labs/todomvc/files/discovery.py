@@ -165,15 +165,17 @@ def lab_name():
         return "lab"
 
 
-def sync(me):
+def sync(me, everyone=False):
     """Serf's gossip can lose a message: a node that missed a tag change
     (app=down, a new primary) would learn it only at Serf's next full-state
     exchange, up to 15 s later (measured: each node missed 5-10% of 60 tag
     changes for over 3 s). Joining a live member is such an exchange, done
-    now; both sides leave it with the newer of each member's state."""
-    peers = [m for m in members() if m["status"] == "alive" and m["name"] != me]
+    now; both sides leave it with the newer of each member's state. With
+    everyone, with every live member at once (after this node's own tag
+    changed: the nginx nodes learn it now)."""
+    peers = [m["addr"] for m in members() if m["status"] == "alive" and m["name"] != me]
     if peers:
-        serf("join", random.choice(peers)["addr"], timeout=5)
+        serf("join", *(peers if everyone else [random.choice(peers)]), timeout=5)
 
 
 def refresh():
@@ -223,6 +225,7 @@ def watch():
                     serf("tags", "-set", f"app={want}")
                     print(f"{node}: app {want}", flush=True)
                     state = want
+                    sync(node, everyone=True)
                 except Exception as e:  # serf not up yet: try again next round
                     print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
         if time.monotonic() - last_sync >= SYNC:

@@ -79,15 +79,26 @@ def members():
     return [m for m in json.loads(out)["members"] if m["tags"].get("role") == "pg"]
 
 
-def sync():
+def sync(everyone=False):
     """A full-state exchange with a random live member (serf join): Serf's
     gossip can lose a tag change, which would reach this node only at the
     next periodic exchange, up to 15 s later; an election must not wait
-    for that. (lab-discovery does the same on the other roles.)"""
+    for that. (lab-discovery does the same on the other roles.) With
+    everyone, with every live member at once: what this node knows (its
+    promotion, the primary's death) reaches them all now."""
     out = run("serf", "members", "-format", "json", timeout=10).stdout
-    peers = [m for m in json.loads(out)["members"] if m["status"] == "alive" and m["name"] != ME]
+    peers = [m["addr"] for m in json.loads(out)["members"] if m["status"] == "alive" and m["name"] != ME]
     if peers:
-        run("serf", "join", random.choice(peers)["addr"], timeout=5)
+        run("serf", "join", *(peers if everyone else [random.choice(peers)]), timeout=5)
+
+
+def push():
+    """sync(everyone=True), for a change that must not wait: a failure
+    to reach some member is the periodic sync's to make up."""
+    try:
+        sync(everyone=True)
+    except Exception as e:
+        print(f"{ME}: push: {e}", file=sys.stderr, flush=True)
 
 
 def tag(**kv):
@@ -213,9 +224,9 @@ def ensure_slots():
             log(f"made the slot of {n}")
 
 
-def lsn_bytes(host=None):
+def lsn_bytes(host=None, timeout=5):
     sql = "select pg_current_wal_lsn() - '0/0'" if host else "select coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0'"
-    return int(float(psql(sql, host=host)))
+    return int(float(psql(sql, host=host, timeout=timeout)))
 
 
 class Agent:
@@ -296,6 +307,8 @@ class Agent:
             if other != self.not_promoting:
                 log(f"not promoting: {other}")
                 self.not_promoting = other
+                # The one ahead may not know yet that the primary died.
+                push()
             if my_tags().get("lag") != "behind":
                 tag(lag="behind")
             return
@@ -304,6 +317,7 @@ class Agent:
         psql("select pg_promote(true, 30)")
         set_epoch(e)
         tag(pg="primary", epoch=str(e), lsn=None, lag=None)
+        push()  # the apps and standbys learn the new primary now
         self.primary_gone_at = self.not_promoting = None
         ensure_slots()
 
@@ -349,7 +363,10 @@ class Agent:
             self.streaming_at = time.monotonic()
             return
         try:
-            ok = streaming and lsn_bytes(primary) - lsn_bytes() < LAG_BYTES
+            # At most 1.5 s: a primary that just died answers nothing (its
+            # stream looks alive until TCP gives up), and a round that
+            # waits on it is a round that does not see Serf call it failed.
+            ok = streaming and lsn_bytes(primary, timeout=1.5) - lsn_bytes() < LAG_BYTES
         except (RuntimeError, ValueError, subprocess.TimeoutExpired):
             ok = False
         want = "ok" if ok else "behind"
