@@ -225,9 +225,13 @@ def watch():
                     serf("tags", "-set", f"app={want}")
                     print(f"{node}: app {want}", flush=True)
                     state = want
-                    sync(node, everyone=True)
                 except Exception as e:  # serf not up yet: try again next round
                     print(f"{node}: serf tags: {e}", file=sys.stderr, flush=True)
+                else:
+                    try:  # the nginx nodes learn it now; else the next sync
+                        sync(node, everyone=True)
+                    except Exception as e:
+                        print(f"{node}: sync: {e}", file=sys.stderr, flush=True)
         if time.monotonic() - last_sync >= SYNC:
             last_sync = time.monotonic()
             try:

@@ -15,10 +15,11 @@ Serf's member list and:
             the primary's position, else lag=behind (the apps read only from
             standbys that are ok); if it cannot stream from that primary for
             STUCK seconds (a timeline it cannot follow), it rewinds onto it.
-            When no primary is alive, the standbys elect one: each asks every other live pg node for its replay position
-            (directly: Serf's tags can lag), and the one with the highest
-            position (then the lowest name) promotes itself, with an epoch
-            above every epoch seen.
+            When no primary is alive, the standbys elect one: each asks
+            every other live pg node for its replay position (directly:
+            Serf's tags can lag), and the one with the highest position
+            (then the lowest name) promotes itself, with an epoch above
+            every epoch seen.
 
 At boot: once Serf has joined, a node that was a primary and finds another
 live primary rewinds onto it; otherwise it starts as it was.

@@ -52,12 +52,12 @@ def follow_primary(force=False):
     settings.PRIMARY = p
 
 
-def no_primary(force=False):
+def no_primary():
     """Discovery says no primary is alive: the old one died and no standby
     has promoted yet. A write then fails at once (503), not after a
     connection attempt to the dead one, so a client that retries writes as
     soon as the new primary is named."""
-    d = discovery(force)
+    d = discovery()
     return d["known"] and d["primary"] is None
 
 
