@@ -19,7 +19,7 @@ nodes:
 `)
 	lab, err := Expand(top, nil)
 	require.NoError(t, err)
-	assert.True(t, lab.Nodes[0].Privileged, "nodes are privileged unless the file says otherwise, for now")
+	assert.False(t, lab.Nodes[0].Privileged, "nodes are unprivileged unless the file says otherwise")
 	assert.False(t, lab.Nodes[0].Nesting)
 	assert.True(t, lab.Nodes[1].Privileged)
 	assert.True(t, lab.Nodes[1].Nesting)

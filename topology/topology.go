@@ -106,11 +106,9 @@ type Role struct {
 	Nesting    *bool `yaml:"nesting"`
 }
 
-// Container nodes are privileged unless the lab file says privileged:
-// false, for now: unprivileged nodes work (every lab's end-to-end test has
-// passed with them), but todomvc's timing checks were not steady with them
-// on the CI machine (Serf's lost gossip, since fixed in the lab). The
-// default turns once todomvc has passed unprivileged run after run.
+// Container nodes are unprivileged unless the lab file says privileged:
+// true (on the role or in defaults): root in a node is an unprivileged id
+// on the host, as in LXD and Incus.
 
 // IsPrivileged tells whether the role's container nodes are privileged.
 func (r *Role) IsPrivileged() bool { return r.Privileged != nil && *r.Privileged }
@@ -445,7 +443,7 @@ func (t *Topology) applyDefaults() {
 			r.SSH = &v
 		}
 		if r.Privileged == nil {
-			v := d.Privileged == nil || *d.Privileged // see IsPrivileged
+			v := d.Privileged != nil && *d.Privileged // see IsPrivileged
 			r.Privileged = &v
 		}
 		if r.Nesting == nil {
