@@ -24,6 +24,8 @@ type call struct {
 
 	mu     sync.Mutex // guards state writes
 	locked bool
+	saved  time.Time // the last save of updateSoon's
+	dirty  bool      // a change updateSoon has not saved yet
 
 	from     *state.Snapshot // up --from: the snapshot new nodes come from
 	takeFrom bool            // and they may take its disks (it goes after this up)
@@ -112,5 +114,36 @@ func (c *call) update(f func()) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f()
+	return c.e.Store.Save(c.st)
+}
+
+// saveEvery is how often updateSoon saves a changed state.
+const saveEvery = 250 * time.Millisecond
+
+// updateSoon changes the state like update, but saves it at most every
+// saveEvery; flush saves what is left. It is for changes that are safe to
+// lose: a record that outlives its node (a destroyed container) is one the
+// next destroy or up finds absent and handles. A 100-node destroy saved the
+// whole state, with an fsync, once per node, one after the other.
+func (c *call) updateSoon(f func()) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+	c.dirty = true
+	if time.Since(c.saved) < saveEvery {
+		return nil
+	}
+	c.saved, c.dirty = time.Now(), false
+	return c.e.Store.Save(c.st)
+}
+
+// flush saves what updateSoon changed and has not saved.
+func (c *call) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dirty {
+		return nil
+	}
+	c.dirty = false
 	return c.e.Store.Save(c.st)
 }

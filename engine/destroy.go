@@ -96,8 +96,12 @@ func (c *call) destroyNodes(names []string) error {
 			}
 			_ = os.Remove(filepath.Join(c.e.Store.LogDir(), rec.Name+".log"))
 			c.emit(rec.Name, PhaseDestroy, "destroyed (%.2fs)", time.Since(t).Seconds())
-			return c.update(func() { delete(c.st.Nodes, rec.Name) })
+			return c.updateSoon(func() { delete(c.st.Nodes, rec.Name) })
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	if ferr := c.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }

@@ -446,3 +446,29 @@ func TestRecordedIDIsUsed(t *testing.T) {
 		assert.Equal(t, "e-web1", id)
 	}
 }
+
+// A destroy saves the state in batches, not once per node: when one node
+// cannot be destroyed, the state still holds exactly that node afterwards,
+// and the others' records are gone.
+func TestDestroyFailureKeepsOnlyTheFailedRecord(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 20, 20), UpOptions{})
+	require.NoError(t, err)
+	r.p.Fail["destroy/pg7"] = errors.New("device busy")
+	require.Error(t, e.Destroy(context.Background(), "e", false))
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	require.NotNil(t, st)
+	assert.Contains(t, st.Nodes, "pg7")
+	have := r.p.Nodes()
+	for name := range st.Nodes {
+		assert.Contains(t, have, name, "the state keeps %s, which is gone", name)
+	}
+	for name := range have {
+		assert.Contains(t, st.Nodes, name, "the state lost %s, which is still there", name)
+	}
+	delete(r.p.Fail, "destroy/pg7")
+	require.NoError(t, e.Destroy(context.Background(), "e", false))
+	assert.Empty(t, r.p.Nodes())
+}
