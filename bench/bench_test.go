@@ -48,6 +48,13 @@ func sh(b *testing.B, name string, args ...string) {
 // parallel, and returns the time until systemd in all of them says running
 // or degraded. It removes them afterwards.
 func floor(b *testing.B, img *image.Image, nodes int) time.Duration {
+	up, _ := floorUpDown(b, img, nodes)
+	return up
+}
+
+// floorUpDown is floor, and the time to stop and destroy those containers
+// through go-lxc, all at once (the floor of lab destroy).
+func floorUpDown(b *testing.B, img *image.Image, nodes int) (up, down time.Duration) {
 	const br, lxcpath = "lab-bfloor-0", "/var/lib/lxc"
 	sh(b, "ip", "link", "add", br, "type", "bridge")
 	defer exec.Command("ip", "link", "del", br).Run()
@@ -75,15 +82,30 @@ lxc.apparmor.profile = unconfined
 			b.Fatal(err)
 		}
 	}
-	defer func() {
+	removed := false
+	remove := func() time.Duration {
+		removed = true
+		t := time.Now()
+		var wg sync.WaitGroup
 		for _, n := range names {
-			if c, err := golxc.NewContainer(n, lxcpath); err == nil {
-				_ = c.Stop()
-				_ = c.Destroy()
-				golxc.Release(c)
-			}
-			os.RemoveAll(filepath.Join(lxcpath, n))
-			lxc.RemoveCgroups(n)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c, err := golxc.NewContainer(n, lxcpath); err == nil {
+					_ = c.Stop()
+					_ = c.Destroy()
+					golxc.Release(c)
+				}
+				os.RemoveAll(filepath.Join(lxcpath, n))
+				lxc.RemoveCgroups(n)
+			}()
+		}
+		wg.Wait()
+		return time.Since(t)
+	}
+	defer func() {
+		if !removed {
+			remove()
 		}
 	}()
 	start := time.Now()
@@ -114,12 +136,12 @@ lxc.apparmor.profile = unconfined
 		}()
 	}
 	wg.Wait()
-	d := time.Since(start)
+	up = time.Since(start)
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-	return d
+	return up, remove()
 }
 
 // reportRuns reports the medians of the floor's, up's and destroy's runs,

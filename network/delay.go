@@ -140,12 +140,7 @@ func divert(ctx context.Context, lab, id string, ports []string, from []netip.Ad
 			fmt.Fprintf(&b, "add rule netdev %s %s %sfwd to %q\n", t, delayChain(id, p), match, TapName(p))
 		}
 	}
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(b.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nftables: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return nftScript(ctx, b.String())
 }
 
 // StopDelayLine takes fault id's rules off the ports, then ends its
@@ -177,10 +172,8 @@ func DelayPIDs(lab string) []int { return taggedProcs("lab-delay:")[lab] }
 
 // RemoveDelays deletes the lab's delay table and ends its delay lines.
 func RemoveDelays(ctx context.Context, lab string) error {
-	if _, err := run(ctx, "nft", "list", "table", "netdev", DelayTable(lab)); err == nil {
-		if _, err := run(ctx, "nft", "delete", "table", "netdev", DelayTable(lab)); err != nil {
-			return err
-		}
+	if err := deleteTables(ctx, "netdev "+DelayTable(lab)); err != nil {
+		return err
 	}
 	for _, pid := range DelayPIDs(lab) {
 		stopPID(pid)

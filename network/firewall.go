@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -257,30 +256,12 @@ func ApplyPolicy(ctx context.Context, p Policy) error {
 			}
 		}
 	}
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(p.Render())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nftables: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return nftScript(ctx, p.Render())
 }
 
 // RemovePolicy deletes the lab's policy tables, if they are there.
 func RemovePolicy(ctx context.Context, lab string) error {
-	var errs []string
-	for _, t := range []string{"bridge " + Table(lab), "inet " + PolicyTable(lab)} {
-		fam, name, _ := strings.Cut(t, " ")
-		if _, err := run(ctx, "nft", "list", "table", fam, name); err != nil {
-			continue
-		}
-		if _, err := run(ctx, "nft", "delete", "table", fam, name); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return deleteTables(ctx, "bridge "+Table(lab), "inet "+PolicyTable(lab))
 }
 
 // ApplyPolicy is the package's ApplyPolicy, for callers that hold a Manager.

@@ -216,12 +216,7 @@ func (m *Manager) ensureFirewall(ctx context.Context, lab, bridge string) error 
 add rule inet %[1]s forward iifname "%[2]s" oifname != "%[2]s" counter drop comment "lab: nothing leaves a lab network"
 add rule inet %[1]s forward oifname "%[2]s" iifname != "%[2]s" counter drop comment "lab: nothing enters a lab network"
 `, t, bridge)
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(b)))
-	}
-	return nil
+	return nftScript(ctx, script)
 }
 
 func (m *Manager) paths(br string) (conf, hosts, pid string) {
@@ -380,6 +375,7 @@ func removeRules(ctx context.Context, lab, bridge string) error {
 		return nil // no table: nothing to remove
 	}
 	remaining := 0
+	var b strings.Builder
 	for _, line := range strings.Split(out, "\n") {
 		i := strings.Index(line, "# handle ")
 		if i < 0 || !strings.Contains(line, "drop") {
@@ -387,16 +383,17 @@ func removeRules(ctx context.Context, lab, bridge string) error {
 		}
 		if strings.Contains(line, `"`+bridge+`"`) {
 			h := strings.TrimSpace(line[i+len("# handle "):])
-			if _, err := run(ctx, "nft", "delete", "rule", "inet", t, "forward", "handle", h); err != nil {
-				return err
-			}
+			fmt.Fprintf(&b, "delete rule inet %s forward handle %s\n", t, h)
 			continue
 		}
 		remaining++
 	}
 	if remaining == 0 {
-		_, err := run(ctx, "nft", "delete", "table", "inet", t)
-		return err
+		b.Reset() // the table goes with its rules
+		fmt.Fprintf(&b, "delete table inet %s\n", t)
+	}
+	if b.Len() > 0 {
+		return nftScript(ctx, b.String())
 	}
 	return nil
 }

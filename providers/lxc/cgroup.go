@@ -65,7 +65,36 @@ func cgroupLimits(cpus int, memory int64) [][2]string {
 // and its payload's, in every hierarchy. liblxc's monitor sometimes exits
 // before it can remove its own; over many runs they pile up. rmdir removes
 // only an empty cgroup, so a live one is never touched.
+// The names are looked up, not listed: a hierarchy's root holds every
+// container's cgroups, and reading it per node was most of what a
+// 100-node destroy spent in lab itself. The numbered names are listed only
+// when the first of them exists.
 func RemoveCgroups(id string) {
+	for _, d := range cgroupDirs() {
+		for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
+			base := d + "/" + kind + id
+			if _, err := os.Lstat(base); err == nil {
+				rmdirTree(base)
+			}
+			if _, err := os.Lstat(base + "-1"); err != nil {
+				continue
+			}
+			more, _ := filepath.Glob(base + "-[0-9]*")
+			for _, m := range more {
+				rmdirTree(m)
+			}
+		}
+	}
+}
+
+// cgroupDirs are the cgroup root and each hierarchy mounted below it, read
+// once per root: they do not change while lab runs.
+func cgroupDirs() []string {
+	dirsMu.Lock()
+	defer dirsMu.Unlock()
+	if dirs, ok := dirsOf[cgroupRoot]; ok {
+		return dirs
+	}
 	roots, _ := os.ReadDir(cgroupRoot)
 	dirs := []string{cgroupRoot}
 	for _, r := range roots {
@@ -73,16 +102,14 @@ func RemoveCgroups(id string) {
 			dirs = append(dirs, cgroupRoot+"/"+r.Name())
 		}
 	}
-	for _, d := range dirs {
-		for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
-			matches, _ := filepath.Glob(d + "/" + kind + id)
-			more, _ := filepath.Glob(d + "/" + kind + id + "-[0-9]*")
-			for _, m := range append(matches, more...) {
-				rmdirTree(m)
-			}
-		}
-	}
+	dirsOf[cgroupRoot] = dirs
+	return dirs
 }
+
+var (
+	dirsMu sync.Mutex
+	dirsOf = map[string][]string{}
+)
 
 // rmdirTree removes an empty cgroup and its empty children, deepest first.
 func rmdirTree(dir string) {
