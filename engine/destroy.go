@@ -48,10 +48,7 @@ func (c *call) destroyAll(snapshots bool) error {
 			return err
 		}
 		if c.e.Networks != nil {
-			if err := c.e.Networks.RemoveDelays(c.ctx, st.Lab); err != nil {
-				return err
-			}
-			if err := c.e.Networks.RemovePolicy(c.ctx, st.Lab); err != nil {
+			if err := c.e.Networks.RemoveLab(c.ctx, st.Lab); err != nil {
 				return err
 			}
 		}

@@ -43,6 +43,8 @@ type Networks interface {
 	RemovePolicy(ctx context.Context, lab string) error
 	// RemoveDelays ends a lab's delay lines and their rules.
 	RemoveDelays(ctx context.Context, lab string) error
+	// RemoveLab does both RemovePolicy and RemoveDelays (destroy).
+	RemoveLab(ctx context.Context, lab string) error
 }
 
 // Provisioner runs a node's provisioning steps and health checks, through
