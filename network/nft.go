@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -23,6 +24,9 @@ func nftScript(ctx context.Context, script string) error {
 // a list and a delete per table; each nft costs 10-30 ms on a busy host.
 func deleteTables(ctx context.Context, tables ...string) error {
 	out, err := run(ctx, "nft", "list", "tables")
+	if errors.Is(err, exec.ErrNotFound) {
+		return nil // no nft: no tables either
+	}
 	if err != nil {
 		return err
 	}
