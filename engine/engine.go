@@ -38,12 +38,8 @@ type Networks interface {
 	// Preflight says why a network cannot be made, changing nothing.
 	Preflight(ctx context.Context, lab string, n network.Net) error
 	// ApplyPolicy puts a lab's firewall, anti-spoofing and partitions in
-	// force; RemovePolicy lifts them.
+	// force; RemoveLab lifts them and the lab's delays (destroy).
 	ApplyPolicy(ctx context.Context, p network.Policy) error
-	RemovePolicy(ctx context.Context, lab string) error
-	// RemoveDelays ends a lab's delay lines and their rules.
-	RemoveDelays(ctx context.Context, lab string) error
-	// RemoveLab does both RemovePolicy and RemoveDelays (destroy).
 	RemoveLab(ctx context.Context, lab string) error
 }
 

@@ -74,11 +74,7 @@ func (f *fakeNets) ApplyPolicy(_ context.Context, p network.Policy) error {
 	f.policy = &p
 	return nil
 }
-func (f *fakeNets) RemoveDelays(context.Context, string) error { return nil }
-func (f *fakeNets) RemoveLab(ctx context.Context, lab string) error {
-	return f.RemovePolicy(ctx, lab)
-}
-func (f *fakeNets) RemovePolicy(context.Context, string) error {
+func (f *fakeNets) RemoveLab(context.Context, string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.policy = nil

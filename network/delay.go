@@ -172,13 +172,7 @@ func DelayPIDs(lab string) []int { return taggedProcs("lab-delay:")[lab] }
 
 // RemoveDelays deletes the lab's delay table and ends its delay lines.
 func RemoveDelays(ctx context.Context, lab string) error {
-	if err := deleteTables(ctx, "netdev "+DelayTable(lab)); err != nil {
-		return err
-	}
-	for _, pid := range DelayPIDs(lab) {
-		stopPID(pid)
-	}
-	return nil
+	return removeTables(ctx, lab, "netdev "+DelayTable(lab))
 }
 
 // RunDelayLine is the delay line's process: for each port, a tap that

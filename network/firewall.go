@@ -259,28 +259,8 @@ func ApplyPolicy(ctx context.Context, p Policy) error {
 	return nftScript(ctx, p.Render())
 }
 
-// RemovePolicy deletes the lab's policy tables, if they are there.
-func RemovePolicy(ctx context.Context, lab string) error {
-	return deleteTables(ctx, "bridge "+Table(lab), "inet "+PolicyTable(lab))
-}
-
 // ApplyPolicy is the package's ApplyPolicy, for callers that hold a Manager.
 func (m *Manager) ApplyPolicy(ctx context.Context, p Policy) error { return ApplyPolicy(ctx, p) }
 
-// RemovePolicy is the package's RemovePolicy, for callers that hold a Manager.
-func (m *Manager) RemovePolicy(ctx context.Context, lab string) error { return RemovePolicy(ctx, lab) }
-
-// RemoveLab ends the lab's delay lines and deletes its policy and delay
-// tables in one nftables transaction (destroy: one listing and one
-// transaction instead of two of each). The networks' own rules go with
-// Remove, after their bridges.
-func (m *Manager) RemoveLab(ctx context.Context, lab string) error {
-	err := deleteTables(ctx, "netdev "+DelayTable(lab), "bridge "+Table(lab), "inet "+PolicyTable(lab))
-	for _, pid := range DelayPIDs(lab) {
-		stopPID(pid)
-	}
-	return err
-}
-
-// RemoveDelays is the package's RemoveDelays, for callers that hold a Manager.
-func (m *Manager) RemoveDelays(ctx context.Context, lab string) error { return RemoveDelays(ctx, lab) }
+// RemoveLab is the package's RemoveLab, for callers that hold a Manager.
+func (m *Manager) RemoveLab(ctx context.Context, lab string) error { return RemoveLab(ctx, lab) }

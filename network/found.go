@@ -84,19 +84,10 @@ func FindTables(ctx context.Context) []string {
 	return labs
 }
 
-// RemoveTable deletes a lab's nftables tables, those that are there.
+// RemoveTable deletes a lab's nftables tables, those that are there, its
+// networks' rules included, and ends its delay lines.
 func RemoveTable(ctx context.Context, lab string) error {
-	if err := RemoveDelays(ctx, lab); err != nil {
-		return err
-	}
-	if err := RemovePolicy(ctx, lab); err != nil {
-		return err
-	}
-	if _, err := run(ctx, "nft", "list", "table", "inet", Table(lab)); err != nil {
-		return nil
-	}
-	_, err := run(ctx, "nft", "delete", "table", "inet", Table(lab))
-	return err
+	return removeTables(ctx, lab, append(labTables(lab), "inet "+Table(lab))...)
 }
 
 // FindDelays lists the delay lines of every lab: lab → PIDs.

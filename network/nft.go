@@ -47,3 +47,26 @@ func deleteTables(ctx context.Context, tables ...string) error {
 	}
 	return nftScript(ctx, b.String())
 }
+
+// labTables are a lab's nftables tables other than its networks' rules:
+// its delay lines', its firewall's and partitions'.
+func labTables(lab string) []string {
+	return []string{"netdev " + DelayTable(lab), "bridge " + Table(lab), "inet " + PolicyTable(lab)}
+}
+
+// RemoveLab lifts a lab's firewall, partitions and delays: its tables go in
+// one transaction and its delay lines end (destroy, once its nodes are
+// gone). The networks' own rules go with Remove, after their bridges.
+func RemoveLab(ctx context.Context, lab string) error {
+	return removeTables(ctx, lab, labTables(lab)...)
+}
+
+// removeTables deletes those of a lab's tables that exist, then ends the
+// lab's delay lines (their diverting rules are gone with the tables).
+func removeTables(ctx context.Context, lab string, tables ...string) error {
+	err := deleteTables(ctx, tables...)
+	for _, pid := range DelayPIDs(lab) {
+		stopPID(pid)
+	}
+	return err
+}
