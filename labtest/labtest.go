@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/state"
 	"github.com/stretchr/testify/require"
 )
 
@@ -85,6 +86,8 @@ type Lab struct {
 	Name string
 	Bin  string
 	Env  []string
+
+	onFailure []func() // OnFailure's commands, run by cleanup
 }
 
 // New writes files (lab.yaml and any scripts, by relative path) into a new
@@ -105,6 +108,11 @@ func New(t testing.TB, name string, files map[string]string) *Lab {
 func (l *Lab) cleanup() {
 	t := l.T
 	if _, err := os.Stat(filepath.Join(l.Dir, ".lab")); err == nil {
+		if t.Failed() && l.hasNodes() {
+			for _, f := range l.onFailure {
+				f()
+			}
+		}
 		if _, stderr, code := l.Run("destroy"); code != 0 {
 			t.Errorf("cleanup: lab destroy failed (exit %d): %s", code, stderr)
 		}
@@ -170,17 +178,22 @@ func (l *Lab) Exec(node string, cmd ...string) (string, int) {
 	return out, code
 }
 
-// OnFailure logs what a command prints in a node if the test fails (run
-// before the lab is destroyed): the journal of the services a failure is
-// about, so that a failure seen once can be explained.
+// OnFailure logs what a command prints in a node if the test fails: the
+// journal of the services a failure is about, so that a failure seen once
+// can be explained. It runs when the test ends, before the lab is
+// destroyed, and not at all when the test destroyed the lab itself (the
+// failure then is about something else, and the nodes are gone).
 func (l *Lab) OnFailure(node string, cmd ...string) {
-	l.T.Cleanup(func() {
-		if !l.T.Failed() {
-			return
-		}
+	l.onFailure = append(l.onFailure, func() {
 		out, errs, code := l.Run(append([]string{"exec", node, "--"}, cmd...)...)
 		l.T.Logf("on failure, %s: %s (exit %d):\n%s%s", node, strings.Join(cmd, " "), code, out, errs)
 	})
+}
+
+// hasNodes tells whether the lab's state still records a node.
+func (l *Lab) hasNodes() bool {
+	st, err := state.Open(filepath.Join(l.Dir, ".lab")).Load()
+	return err == nil && st != nil && len(st.Nodes) > 0
 }
 
 // NodeStatus is a node in `lab status --json`.
