@@ -1,6 +1,7 @@
 package testrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -100,16 +101,31 @@ func (r *runner) run(ctx context.Context, i int, t test) TestResult {
 	}
 	defer f.Close()
 	tail := &tailBuffer{max: 64 << 10}
-	w := &lockedWriter{w: io.MultiWriter(f, tail, r.o.Out)}
+	start := time.Now()
+	if t.Patience() > 0 {
+		r.until(ctx, t, &res, f, tail)
+	} else {
+		r.once(ctx, t, &res, &lockedWriter{w: io.MultiWriter(f, tail, r.o.Out)})
+	}
+	res.Seconds = time.Since(start).Seconds()
+	res.Passed = res.Error == "" && res.Code == 0
+	res.Tail = tail.lastLines(20)
+	r.report(&res)
+	return res
+}
+
+// once runs the test once, its output to w; res gets its exit code and
+// what kept it from running or ending.
+func (r *runner) once(ctx context.Context, t test, res *TestResult, w io.Writer) {
 	tctx, cancel := context.WithTimeout(ctx, t.Limit())
 	defer cancel()
-	start := time.Now()
+	var err error
 	if t.Node != "" {
 		res.Code, err = r.inNode(tctx, t, w)
 	} else {
 		res.Code, err = r.onHost(tctx, t, w)
 	}
-	res.Seconds = time.Since(start).Seconds()
+	res.Error = ""
 	switch {
 	case ctx.Err() != nil:
 		res.Error = "cut short: " + why(ctx)
@@ -121,10 +137,32 @@ func (r *runner) run(ctx context.Context, i int, t test) TestResult {
 	if res.Error != "" {
 		fmt.Fprintf(w, "lab test: %s\n", res.Error)
 	}
-	res.Passed = res.Error == "" && res.Code == 0
-	res.Tail = tail.lastLines(20)
-	r.report(&res)
-	return res
+}
+
+// until runs a test with within: again every second while it fails, until
+// it passes or its time is up. Every run's output goes to its log; the
+// screen and the report's tail get the last run's.
+func (r *runner) until(ctx context.Context, t test, res *TestResult, log io.Writer, tail *tailBuffer) {
+	deadline := time.Now().Add(t.Patience())
+	for runs := 1; ; runs++ {
+		var out bytes.Buffer
+		r.once(ctx, t, res, &lockedWriter{w: io.MultiWriter(log, &out)})
+		last := res.Error == "" && res.Code == 0 || ctx.Err() != nil || !time.Now().Before(deadline)
+		if !last {
+			fmt.Fprintf(log, "lab test: run %d: %s; again in 1s (within %s)\n", runs, res.Failure(), t.Within)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		_, _ = io.Copy(io.MultiWriter(r.o.Out, tail), &out)
+		if (res.Error != "" || res.Code != 0) && ctx.Err() == nil {
+			res.Error = fmt.Sprintf("%s, still after %s (its within) and %d runs", res.Failure(), t.Within, runs)
+			fmt.Fprintf(io.MultiWriter(log, r.o.Out, tail), "lab test: %s\n", res.Error)
+		}
+		return
+	}
 }
 
 func (r *runner) report(res *TestResult) {

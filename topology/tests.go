@@ -14,6 +14,10 @@ type Test struct {
 	Run     string `yaml:"run"`
 	Node    string `yaml:"node"`
 	Timeout string `yaml:"timeout"`
+	// Within makes the test a claim the lab reaches within this time after
+	// it is up (replication caught up, gossip converged): while it fails,
+	// it runs again every second until it passes or the time is up.
+	Within string `yaml:"within"`
 }
 
 // DefaultTestTimeout bounds a test that gives no timeout.
@@ -33,6 +37,15 @@ func (t Test) Limit() time.Duration {
 		return d
 	}
 	return DefaultTestTimeout
+}
+
+// Patience is how long the test may keep failing before it counts as
+// failed (its within:), or 0: one run.
+func (t Test) Patience() time.Duration {
+	if d, err := time.ParseDuration(t.Within); err == nil && d > 0 {
+		return d
+	}
+	return 0
 }
 
 // HasNode tells whether name is one of the nodes the file makes (role
@@ -81,6 +94,9 @@ func (t *Topology) validateTests(at reporter) {
 		}
 		if test.Timeout != "" {
 			checkDuration(at, path+".timeout", test.Timeout, time.Second)
+		}
+		if test.Within != "" {
+			checkDuration(at, path+".within", test.Within, time.Second)
 		}
 		title := test.Title(i)
 		if j, dup := seen[title]; dup {
