@@ -33,7 +33,7 @@ from cached images, provisioned in dependency order, health-checked.`,
 	root.AddCommand(
 		newUp(a), newStatus(a), newPlan(a), newValidate(a), newExec(a), newSSH(a), newProvision(a),
 		newHalt(a), newDestroy(a), newInventory(a), newSSHConfig(a), newImage(a), newVersion(),
-		newFault(a), newDelayLine(), newSnapshot(a), newClone(a), newGraph(a), newLogs(a), newTest(a), newHostLimits(),
+		newFault(a), newDelayLine(), newSnapshot(a), newClone(a), newGraph(a), newLogs(a), newTest(a), newHostLimits(), newHost(),
 	)
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
+)
+
+// A fresh user, after lab host setup --user, is in the lab group, maps
+// root of a user namespace of its own to its subordinate range (through
+// newuidmap), and moves itself into the cgroups it was given; --remove
+// takes the group and the cgroups back.
+func TestIntegrationHostSetupUser(t *testing.T) {
+	labtest.Integration(t)
+	name := fmt.Sprintf("labt%d", os.Getpid()%100000)
+	out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput()
+	require.NoError(t, err, "useradd: %s", out)
+	t.Cleanup(func() {
+		for _, d := range cgroupsOf(name) {
+			_ = os.Remove(d)
+		}
+		if out, err := exec.Command("userdel", "--remove", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", name, err, out)
+		}
+	})
+	as := func(script string) (string, error) {
+		cmd := exec.Command("runuser", "-u", name, "--", "sh", "-c", script)
+		cmd.Dir = "/"
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+
+	lab := labtest.Binary(t)
+	b, err := exec.Command(lab, "host", "setup", "--user", name).CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	assert.Contains(t, string(b), "group lab: added "+name)
+	assert.Regexp(t, `ids: `+name+` (has|added) [0-9]+-[0-9]+ in /etc/subuid`, string(b))
+	assert.Contains(t, string(b), "cgroups: "+name+" owns lab-"+name)
+	groups, err := exec.Command("id", "-nG", name).Output()
+	require.NoError(t, err)
+	assert.Contains(t, strings.Fields(string(groups)), "lab")
+
+	m, err := as("unshare --user --map-auto --map-root-user sh -c 'id -u; cat /proc/self/uid_map'")
+	require.NoError(t, err, m)
+	lines := strings.Split(strings.TrimSpace(m), "\n")
+	require.Len(t, lines, 3, m)
+	assert.Equal(t, "0", lines[0], "root in the user's namespace")
+	assert.Regexp(t, `^1 +[1-9][0-9]+ +65535$`, strings.TrimSpace(lines[2]), "the rest of its ids are its subordinate range")
+
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("the rest is about the cgroups a host without systemd gives the user")
+	}
+	dirs := cgroupsOf(name)
+	require.NotEmpty(t, dirs)
+	c, err := as(`for d in /sys/fs/cgroup/*/lab-` + name + `; do echo $$ > $d/cgroup.procs || exit 1; done; cat /proc/self/cgroup`)
+	require.NoError(t, err, c)
+	assert.Contains(t, c, ":memory:/lab-"+name)
+	assert.Contains(t, c, ":name=systemd:/lab-"+name)
+
+	b, err = exec.Command(lab, "host", "setup", "--user", name).CombinedOutput()
+	require.NoError(t, err, "again: %s", b)
+	assert.Contains(t, string(b), "group lab: "+name+" is a member")
+
+	b, err = exec.Command(lab, "host", "setup", "--user", name, "--remove").CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	assert.Empty(t, cgroupsOf(name))
+	groups, err = exec.Command("id", "-nG", name).Output()
+	require.NoError(t, err)
+	assert.NotContains(t, strings.Fields(string(groups)), "lab")
+
+	b, err = exec.Command(lab, "host", "setup", "--user", "root").CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(b), "--user names a user that is not root")
+}
+
+func cgroupsOf(user string) []string {
+	found, _ := filepath.Glob("/sys/fs/cgroup/*/lab-" + user)
+	return found
+}
