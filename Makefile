@@ -9,9 +9,11 @@ export PATH := $(PATH):/usr/local/go/bin
 
 all: build
 
-## setup: install the Debian packages lab needs (idempotent)
+## setup: install the Debian packages lab needs (idempotent); run through sudo,
+## also grant the invoking user what running labs without root takes
 setup:
 	./scripts/setup.sh
+	@if [ -n "$$SUDO_USER" ] && [ "$$SUDO_USER" != root ]; then $(GO) run ./cmd/lab host setup --user "$$SUDO_USER"; fi
 
 ## build: build bin/lab
 build:

@@ -38,6 +38,10 @@ type User struct {
 // LookupUser finds a user that may be set up: any but root.
 func LookupUser(name string) (*User, error) {
 	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
+		return nil, fmt.Errorf("user %q: no such user on this machine", name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", name, err)
 	}

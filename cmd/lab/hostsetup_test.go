@@ -79,6 +79,9 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	b, err = exec.Command(lab, "host", "setup", "--user", "root").CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(b), "--user names a user that is not root")
+	b, err = exec.Command(lab, "host", "setup", "--user", "nosuch-"+name).CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(b), `user "nosuch-`+name+`": no such user on this machine`)
 }
 
 func cgroupsOf(user string) []string {
