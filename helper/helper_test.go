@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,34 +74,34 @@ func TestEscapesAreRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "more than")
 }
 
-// A bridge belongs to the user that made it through the helper: another
-// user, and any bridge the helper did not make, are refused.
+// A lab's networks belong to the user that made them through the helper:
+// another user, and a lab the helper did not make, are refused.
 func TestOwners(t *testing.T) {
-	host := map[string]bool{"eth0": true, "lab-root-0": true}
-	o := Owners{Dir: filepath.Join(t.TempDir(), "owners"), Exists: func(n string) bool { return host[n] }}
-	require.NoError(t, o.Check("lab-web-0", 1001), "nobody's yet")
-	require.NoError(t, o.Claim("lab-web-0", 1001))
-	require.NoError(t, o.Claim("lab-web-0", 1001), "again: still its")
-	host["lab-web-0"] = true
-	require.NoError(t, o.Check("lab-web-0", 1001))
-	err := o.Claim("lab-web-0", 1002)
+	host := map[string]bool{"todomvc": true}
+	o := Owners{Dir: filepath.Join(t.TempDir(), "owners"), Exists: func(lab string) bool { return host[lab] }}
+	require.NoError(t, o.Check("web", 1001), "nobody's yet")
+	require.NoError(t, o.Claim("web", 1001))
+	require.NoError(t, o.Claim("web", 1001), "again: still its")
+	host["web"] = true
+	require.NoError(t, o.Check("web", 1001))
+	err := o.Claim("web", 1002)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "bridge lab-web-0: another user's (uid 1001)")
-	assert.Error(t, o.Release("lab-web-0", 1002))
-	err = o.Claim("lab-root-0", 1001)
+	assert.Contains(t, err.Error(), "lab web: another user's (uid 1001)")
+	assert.Error(t, o.Release("web", 1002))
+	err = o.Claim("todomvc", 1001)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "not made through the helper")
-	require.NoError(t, o.Release("lab-web-0", 1001))
-	assert.Equal(t, -1, o.Owner("lab-web-0"))
+	assert.Contains(t, err.Error(), "lab todomvc: its networks were not made through the helper")
+	require.NoError(t, o.Release("web", 1001))
+	assert.Equal(t, -1, o.Owner("web"))
 
-	for i := 0; i < MaxNets; i++ {
-		require.NoError(t, o.Claim("lab-q-"+string(rune('a'+i%26))+string(rune('a'+i/26)), 1003))
+	for i := 0; i < MaxLabs; i++ {
+		require.NoError(t, o.Claim(fmt.Sprintf("q%d", i), 1003))
 	}
-	err = o.Claim("lab-q-last", 1003)
+	err = o.Claim("qlast", 1003)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the most a user may have")
-	require.NoError(t, o.Claim("lab-q-last", 1004), "another user's quota is its own")
-	b, err := os.ReadFile(filepath.Join(o.Dir, "lab-q-last.uid"))
+	require.NoError(t, o.Claim("qlast", 1004), "another user's quota is its own")
+	b, err := os.ReadFile(filepath.Join(o.Dir, "qlast.uid"))
 	require.NoError(t, err)
 	assert.Equal(t, "1004\n", string(b))
 }

@@ -13,9 +13,9 @@
 //     bridge's (the caller checks routes through Routes);
 //   - the domain and every host name are DNS names, and every host address
 //     is in the network: no option of dnsmasq can be injected through them;
-//   - a bridge belongs to the user who made it: a bridge another user made,
-//     or one the helper did not make (root's labs, the host's own), is
-//     refused.
+//   - a lab's networks belong to the user who made them (Owners): another
+//     user's lab of the same name, or one the helper did not make (root's),
+//     is refused, and a user has at most MaxLabs.
 package helper
 
 import (
