@@ -13,11 +13,12 @@ all: build
 ## also grant the invoking user what running labs without root takes
 setup:
 	./scripts/setup.sh
-	@if [ -n "$$SUDO_USER" ] && [ "$$SUDO_USER" != root ]; then $(GO) run ./cmd/lab host setup --user "$$SUDO_USER"; fi
+	@if [ -n "$$SUDO_USER" ] && [ "$$SUDO_USER" != root ]; then $(MAKE) --no-print-directory build && $(LAB) host setup --user "$$SUDO_USER"; fi
 
-## build: build bin/lab
+## build: build bin/lab and its network helper bin/lab-net (lab without root)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(LAB) ./cmd/lab
+	$(GO) build -o bin/lab-net ./cmd/lab-net
 
 ## up: set up the machine and bring up the default lab (labs/todomvc)
 up: setup build

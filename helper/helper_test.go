@@ -105,3 +105,30 @@ func TestOwners(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1004\n", string(b))
 }
+
+// A user's line for a bridge is added once and removed alone; the
+// administrator's lines stay as they were.
+func TestUsernet(t *testing.T) {
+	UsernetLock = filepath.Join(t.TempDir(), "lock")
+	path := filepath.Join(t.TempDir(), "lxc-usernet")
+	require.NoError(t, os.WriteFile(path, []byte("# the admin's\nbob veth lxcbr0 10\n"), 0o644))
+	require.NoError(t, AllowNICs(path, "alice", "lab-web-0"))
+	require.NoError(t, AllowNICs(path, "alice", "lab-web-0"))
+	require.NoError(t, AllowNICs(path, "alice", "lab-web-1"))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "# the admin's\nbob veth lxcbr0 10\nalice veth lab-web-0 1024\nalice veth lab-web-1 1024\n", string(b))
+	require.NoError(t, DenyNICs(path, "alice", "lab-web-0"))
+	require.NoError(t, DenyNICs(path, "alice", "lab-web-1"))
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "# the admin's\nbob veth lxcbr0 10\n", string(b))
+
+	fresh := filepath.Join(t.TempDir(), "none")
+	require.NoError(t, AllowNICs(fresh, "alice", "lab-web-0"))
+	b, err = os.ReadFile(fresh)
+	require.NoError(t, err)
+	assert.Equal(t, "alice veth lab-web-0 1024\n", string(b))
+	require.NoError(t, DenyNICs(fresh, "alice", "lab-web-0"))
+	assert.NoFileExists(t, fresh, "a list left empty goes")
+}

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Group is the group of the users that may run labs without root.
@@ -67,11 +69,19 @@ func (u *User) CgroupName() string {
 	return "lab-u" + strconv.Itoa(u.UID)
 }
 
-// Setup grants what the user needs, saying each step on out. It changes
-// only what is missing, so running it again (after a reboot: the cgroups)
-// is safe.
-func (u *User) Setup(out io.Writer) error {
+// HelperPath is where the network helper (cmd/lab-net) is installed:
+// root:lab, setuid, run by members of the group only.
+const HelperPath = "/usr/local/libexec/lab/lab-net"
+
+// Setup grants what the user needs, saying each step on out, and installs
+// the network helper from helper (a built cmd/lab-net). It changes only
+// what is missing, so running it again (after a reboot: the cgroups) is
+// safe.
+func (u *User) Setup(out io.Writer, helper string) error {
 	if err := u.joinGroup(out); err != nil {
+		return err
+	}
+	if err := installHelper(out, helper); err != nil {
 		return err
 	}
 	for _, f := range []string{"subuid", "subgid"} {
@@ -147,6 +157,53 @@ func (u *User) subIDs(out io.Writer, file string) error {
 	}
 	fmt.Fprintf(out, "ids: %s %s %d-%d in %s\n", u.Name, what, start, start+IDCount-1, path)
 	return nil
+}
+
+// installHelper copies the helper to HelperPath, root:lab, mode 4750,
+// unless the same file is there.
+func installHelper(out io.Writer, src string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("network helper: %w (make build makes bin/lab-net beside bin/lab)", err)
+	}
+	g, err := user.LookupGroup(Group)
+	if err != nil {
+		return err
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if old, err := os.ReadFile(HelperPath); err == nil && string(old) == string(b) {
+		if fi, err := os.Stat(HelperPath); err == nil && fi.Mode() == helperMode && owned(fi, 0, gid) {
+			fmt.Fprintf(out, "network helper: %s is installed\n", HelperPath)
+			return nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(HelperPath), 0o755); err != nil {
+		return err
+	}
+	tmp := HelperPath + ".new"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, b, 0o700); err != nil {
+		return err
+	}
+	// Group first, then the setuid bit: chown clears it.
+	if err := os.Chown(tmp, 0, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, helperMode); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, HelperPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "network helper: installed %s (root:%s, setuid, for the group only)\n", HelperPath, Group)
+	return nil
+}
+
+const helperMode = os.ModeSetuid | 0o750
+
+func owned(fi os.FileInfo, uid, gid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid && int(st.Gid) == gid
 }
 
 // setuidTool checks that a tool is installed and setuid root.

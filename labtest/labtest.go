@@ -73,6 +73,13 @@ func Binary(t testing.TB) string {
 		cmd.Dir = Root()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		// Its network helper beside it, as make build puts it.
+		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "lab-net"), "./cmd/lab-net")
+		cmd.Dir = Root()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
 	require.NoError(t, buildErr)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,10 @@ func newHostSetup() *cobra.Command {
 		Long: `Grant a user, as root and once, what running labs without root takes:
 membership of the lab group; a range of 65536 subordinate uids and gids
 (/etc/subuid, /etc/subgid) that root in the user's nodes maps to, through
-Debian's newuidmap and newgidmap (package uidmap); and, where PID 1 is not
+Debian's newuidmap and newgidmap (package uidmap); the network helper
+(lab-net, beside lab: make build makes both), which makes the user's lab
+networks and nothing else, installed root:lab setuid in
+` + host.HelperPath + `; and, where PID 1 is not
 systemd, a cgroup of each v1 hierarchy owned by the user (lab-NAME), which
 the kernel forgets at reboot: run this again after one. It changes only
 what is missing. --remove takes back the group and the cgroups; the id
@@ -51,7 +55,11 @@ ranges stay, since other tools use them too.`,
 			if remove {
 				return u.Remove(cmd.OutOrStdout())
 			}
-			return u.Setup(cmd.OutOrStdout())
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			return u.Setup(cmd.OutOrStdout(), filepath.Join(filepath.Dir(exe), "lab-net"))
 		},
 	}
 	c.Flags().StringVar(&name, "user", "", "the user to set up")

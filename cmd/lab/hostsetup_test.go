@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/labctl/lab/host"
 	"github.com/labctl/lab/labtest"
 )
 
@@ -38,12 +39,19 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 		return string(b), err
 	}
 
+	if _, err := os.Stat(host.HelperPath); err != nil {
+		t.Cleanup(func() { // installed by this test: not left
+			_ = os.Remove(host.HelperPath)
+			_ = os.Remove(filepath.Dir(host.HelperPath))
+		})
+	}
 	lab := labtest.Binary(t)
 	b, err := exec.Command(lab, "host", "setup", "--user", name).CombinedOutput()
 	require.NoError(t, err, "%s", b)
 	assert.Contains(t, string(b), "group lab: added "+name)
 	assert.Regexp(t, `ids: `+name+` (has|added) [0-9]+-[0-9]+ in /etc/subuid`, string(b))
 	assert.Contains(t, string(b), "cgroups: "+name+" owns lab-"+name)
+	assert.Contains(t, string(b), "network helper: installed "+host.HelperPath)
 	groups, err := exec.Command("id", "-nG", name).Output()
 	require.NoError(t, err)
 	assert.Contains(t, strings.Fields(string(groups)), "lab")
@@ -68,6 +76,9 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	b, err = exec.Command(lab, "host", "setup", "--user", name).CombinedOutput()
 	require.NoError(t, err, "again: %s", b)
 	assert.Contains(t, string(b), "group lab: "+name+" is a member")
+	assert.Contains(t, string(b), "network helper: "+host.HelperPath+" is installed")
+
+	t.Run("network helper", func(t *testing.T) { helperAsUser(t, name) })
 
 	b, err = exec.Command(lab, "host", "setup", "--user", name, "--remove").CombinedOutput()
 	require.NoError(t, err, "%s", b)
@@ -75,6 +86,9 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	groups, err = exec.Command("id", "-nG", name).Output()
 	require.NoError(t, err)
 	assert.NotContains(t, strings.Fields(string(groups)), "lab")
+	denied, ok := asHelper(t, name, `{"op": "down", "lab": "hlp"}`)
+	assert.False(t, ok)
+	assert.Contains(t, denied, "Permission denied", "the helper is the group's only")
 
 	b, err = exec.Command(lab, "host", "setup", "--user", "root").CombinedOutput()
 	require.Error(t, err)

@@ -1,0 +1,160 @@
+// Command lab-net is the setuid helper of lab without root (#20): root's
+// hand for what a member of the lab group may ask of the host's network
+// for a lab of its own, checked by package helper. lab host setup installs
+// it root:lab, mode 4750; it reads one JSON request on its standard input:
+//
+//	up     make the lab's network INDEX (bridge lab-LAB-INDEX, its
+//	       addresses, the drop rules that keep its traffic in, dnsmasq)
+//	       and serve its hosts; allow the user's nodes on the bridge
+//	       (/etc/lxc/lxc-usernet, for liblxc's lxc-user-nic)
+//	hosts  replace the names the network's dnsmasq serves
+//	down   take the network down; the lab's last one forgets its owner
+//
+// It trusts nothing of its caller's environment: it runs with a fixed PATH
+// from /, and never takes a path, a name of a bridge or a command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/labctl/lab/helper"
+	"github.com/labctl/lab/network"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "lab-net: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	os.Clearenv()
+	_ = os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+	syscall.Umask(0o022)
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("not setuid root: install it with lab host setup")
+	}
+	uid := os.Getuid()
+	u, err := caller(uid)
+	if err != nil {
+		return err
+	}
+	// Wholly root from here on: the tools it runs (nft, ip, dnsmasq) act
+	// as for root, not as a setuid caller's child (nft refuses that).
+	if err := syscall.Setresgid(0, 0, 0); err != nil {
+		return err
+	}
+	if err := syscall.Setresuid(0, 0, 0); err != nil {
+		return err
+	}
+	req, err := helper.Decode(os.Stdin)
+	if err != nil {
+		return err
+	}
+	n, err := req.Net()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	owners := helper.Owners{Dir: filepath.Join(network.RunDir, "helper"), Exists: labExists(ctx)}
+	m := &network.Manager{Owner: "uid " + strconv.Itoa(uid)}
+	switch req.Op {
+	case "up":
+		return up(ctx, owners, m, u, req, n)
+	case "hosts":
+		if owners.Owner(req.Lab) != uid {
+			return fmt.Errorf("lab %s: not a lab of yours that is up", req.Lab)
+		}
+		return m.SetHosts(n.Bridge, req.HostsFile())
+	default:
+		return down(ctx, owners, m, u, req.Lab, n.Bridge)
+	}
+}
+
+// caller is the user that ran the helper: root, or a member of the lab
+// group (the file's mode says so too; this holds if it is installed wrong).
+func caller(uid int) (*user.User, error) {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return nil, fmt.Errorf("uid %d: %w", uid, err)
+	}
+	if uid == 0 {
+		return u, nil
+	}
+	g, err := user.LookupGroup("lab")
+	if err != nil {
+		return nil, errors.New("no group lab: run lab host setup --user first")
+	}
+	gids, err := u.GroupIds()
+	if err != nil || !slices.Contains(gids, g.Gid) {
+		return nil, fmt.Errorf("user %s is not in the group lab (lab host setup --user %s)", u.Username, u.Username)
+	}
+	return u, nil
+}
+
+func up(ctx context.Context, owners helper.Owners, m *network.Manager, u *user.User, req *helper.Request, n network.Net) error {
+	uid, _ := strconv.Atoi(u.Uid)
+	first := owners.Owner(req.Lab) != uid
+	if err := owners.Claim(req.Lab, uid); err != nil {
+		return err
+	}
+	if err := m.Ensure(ctx, req.Lab, n); err != nil {
+		if first { // what it made goes, and the lab is nobody's again
+			err = errors.Join(err, m.Remove(ctx, req.Lab, n.Bridge), owners.Release(req.Lab, uid))
+		}
+		return err
+	}
+	if err := m.SetHosts(n.Bridge, req.HostsFile()); err != nil {
+		return err
+	}
+	return helper.AllowNICs(helper.UsernetPath, u.Username, n.Bridge)
+}
+
+func down(ctx context.Context, owners helper.Owners, m *network.Manager, u *user.User, lab, bridge string) error {
+	uid, _ := strconv.Atoi(u.Uid)
+	if owners.Owner(lab) != uid {
+		if err := owners.Check(lab, uid); err != nil {
+			return err
+		}
+		return nil // nobody's: nothing of it is up
+	}
+	if err := m.Remove(ctx, lab, bridge); err != nil {
+		return err
+	}
+	if err := helper.DenyNICs(helper.UsernetPath, u.Username, bridge); err != nil {
+		return err
+	}
+	for _, b := range network.FindBridges() {
+		if b.Lab == lab {
+			return nil // the lab has networks left: still the user's
+		}
+	}
+	return owners.Release(lab, uid)
+}
+
+// labExists tells whether the host has anything of a lab: a bridge or its
+// files, or a table.
+func labExists(ctx context.Context) func(string) bool {
+	return func(lab string) bool {
+		for _, b := range network.FindBridges() {
+			if b.Lab == lab {
+				return true
+			}
+		}
+		return slices.Contains(network.FindTables(ctx), lab)
+	}
+}

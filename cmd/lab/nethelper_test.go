@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/host"
+)
+
+// asHelper runs the installed network helper with a request, as user
+// (root when ""): its stderr, and whether it succeeded.
+func asHelper(t *testing.T, user, req string) (string, bool) {
+	t.Helper()
+	argv := []string{host.HelperPath}
+	if user != "" {
+		argv = append([]string{"runuser", "-u", user, "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = "/"
+	cmd.Stdin = strings.NewReader(req)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+// resolve asks the dnsmasq of a lab bridge for a name.
+func resolve(server, name string) ([]string, error) {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "udp", server+":53")
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.LookupHost(ctx, name)
+}
+
+// The network helper, as a member of the lab group: it makes the user's
+// lab network (bridge, drop rules, dnsmasq that answers the lab's names,
+// the user's veths allowed on it), changes its names, and takes it down;
+// what the issue says a member might try is refused.
+func helperAsUser(t *testing.T, user string) {
+	const up = `{"op": "up", "lab": "hlp", "index": 0, "subnet": "10.97.50.0/24", "domain": "hlp.lab",
+		"hosts": [{"addr": "10.97.50.11", "names": ["n1"]}]}`
+	t.Cleanup(func() { asHelper(t, user, `{"op": "down", "lab": "hlp"}`) })
+	out, ok := asHelper(t, user, up)
+	require.True(t, ok, out)
+	_, ok = asHelper(t, user, up)
+	require.True(t, ok, "again: nothing changes")
+	addrs, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", "lab-hlp-0").Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(addrs), "10.97.50.1/24")
+	rules, err := exec.Command("nft", "list", "table", "inet", "lab_hlp").Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(rules), `iifname "lab-hlp-0" oifname != "lab-hlp-0" counter packets 0 bytes 0 drop`)
+	usernet, err := os.ReadFile("/etc/lxc/lxc-usernet")
+	require.NoError(t, err)
+	assert.Contains(t, string(usernet), user+" veth lab-hlp-0 1024\n")
+	got, err := resolve("10.97.50.1", "n1.hlp.lab")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.97.50.11"}, got)
+
+	out, ok = asHelper(t, user, `{"op": "hosts", "lab": "hlp", "hosts": [{"addr": "10.97.50.12", "names": ["n2"]}]}`)
+	require.True(t, ok, out)
+	got, err = resolve("10.97.50.1", "n2.hlp.lab")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.97.50.12"}, got)
+
+	// Escapes. A bridge of root's lab; a subnet over a route of the host
+	// (bridges made here, as root, for the test).
+	for _, l := range [][]string{{"lab-rootx-0"}, {"labtdum0", "10.97.51.1/24"}} {
+		require.NoError(t, exec.Command("ip", "link", "add", l[0], "type", "bridge").Run())
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", l[0]).Run() })
+		if len(l) > 1 {
+			require.NoError(t, exec.Command("ip", "addr", "add", l[1], "dev", l[0]).Run())
+			require.NoError(t, exec.Command("ip", "link", "set", l[0], "up").Run())
+		}
+	}
+	for _, tc := range []struct{ who, req, want string }{
+		{user, `{"op": "up", "lab": "rootx", "subnet": "10.97.52.0/24"}`, "lab rootx: its networks were not made through the helper"},
+		{user, `{"op": "down", "lab": "rootx"}`, "lab rootx: its networks were not made through the helper"},
+		{user, `{"op": "up", "lab": "hlq", "subnet": "10.97.51.0/24"}`, "overlaps the host's route to 10.97.51.0/24 on labtdum0"},
+		{user, `{"op": "up", "lab": "hlq", "subnet": "0.0.0.0/0"}`, "want a masked IPv4 subnet"},
+		{user, `{"op": "up", "lab": "hlq", "subnet": "10.97.53.0/24", "domain": "x\nconf-file=/etc/shadow"}`, `not a DNS name`},
+		{user, `{"op": "hosts", "lab": "hlp", "hosts_file": "/etc/shadow"}`, `unknown field "hosts_file"`},
+		{user, `{"op": "up", "lab": "hlp", "bridge": "eth0", "subnet": "10.97.50.0/24"}`, `unknown field "bridge"`},
+		{"", `{"op": "down", "lab": "hlp"}`, "lab hlp: another user's"},
+	} {
+		out, ok := asHelper(t, tc.who, tc.req)
+		assert.False(t, ok, "%s: %s", tc.req, out)
+		assert.Contains(t, out, tc.want, tc.req)
+	}
+	_, err = os.Stat("/run/lab/helper/hlq.uid")
+	assert.ErrorIs(t, err, os.ErrNotExist, "a refused up leaves the lab nobody's")
+	assert.NoFileExists(t, "/sys/class/net/lab-hlq-0")
+
+	out, ok = asHelper(t, user, `{"op": "down", "lab": "hlp"}`)
+	require.True(t, ok, out)
+	assert.NoFileExists(t, "/sys/class/net/lab-hlp-0")
+	assert.Error(t, exec.Command("nft", "list", "table", "inet", "lab_hlp").Run(), "the lab's table went with its last network")
+	usernet, _ = os.ReadFile("/etc/lxc/lxc-usernet")
+	assert.NotContains(t, string(usernet), "lab-hlp-0")
+	assert.NoFileExists(t, "/etc/lxc/lxc-usernet.lock")
+	assert.NoFileExists(t, "/run/lab/helper/hlp.uid")
+	assert.NoFileExists(t, "/run/lab/lab-hlp-0.conf")
+}
