@@ -38,10 +38,15 @@ func (l Leftover) String() string {
 	return s + ")"
 }
 
-// liveOwner tells whether a state folder still holds a lab's state.
+// liveOwner tells whether a state folder still holds a lab's state. A
+// network the helper made for a user ("uid N") is that user's to take
+// down: never an orphan of root's.
 func liveOwner(dir string) bool {
 	if dir == "" {
 		return false
+	}
+	if strings.HasPrefix(dir, "uid ") {
+		return true
 	}
 	_, err := os.Stat(filepath.Join(dir, "state.json"))
 	return err == nil
