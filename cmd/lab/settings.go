@@ -34,10 +34,10 @@ type settings struct {
 // Settings and their defaults, for viper and for --help.
 var settingKeys = []struct{ key, def, help string }{
 	{"file", "lab.yaml", "the lab file"},
-	{"cache_dir", "/var/cache/lab", "where built images and downloaded .debs are kept"},
+	{"cache_dir", "/var/cache/lab", "where built images and downloaded .debs are kept (not root: ~/.cache/lab)"},
 	{"mirror", image.DefaultMirror, "the Debian mirror images are built from"},
 	{"provider", topology.DefaultProvider, "the provider of roles whose lab file names none"},
-	{"lxc_path", "/var/lib/lxc", "where LXC keeps containers"},
+	{"lxc_path", "/var/lib/lxc", "where LXC keeps containers (not root: ~/.local/share/lab/lxc)"},
 	{"workers", "8", "how many nodes are worked on at once"},
 	{"libvirt_accel", "", "force libvirt acceleration: kvm or tcg"},
 	{"host_paths", "", "host folders outside a lab's folder that its steps may copy or run (':'-separated)"},
@@ -49,6 +49,12 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 	v := viper.New()
 	for _, s := range settingKeys {
 		v.SetDefault(s.key, s.def)
+	}
+	if os.Geteuid() != 0 {
+		home, _ := os.UserHomeDir()
+		for k, d := range userDirs(os.Getenv, home) {
+			v.SetDefault(k, d)
+		}
 	}
 	v.SetEnvPrefix("LAB")
 	v.AutomaticEnv()
@@ -73,6 +79,23 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 	}
 	s.Workers = n
 	return s, s.check()
+}
+
+// userDirs are the defaults of a user that is not root (#20): images and
+// containers in the user's XDG folders, as LXC keeps an unprivileged
+// user's containers in ~/.local/share/lxc; cache_dir may name a shared
+// cache instead.
+func userDirs(getenv func(string) string, home string) map[string]string {
+	xdg := func(key, fallback string) string {
+		if d := getenv(key); filepath.IsAbs(d) {
+			return d
+		}
+		return filepath.Join(home, fallback)
+	}
+	return map[string]string{
+		"cache_dir": filepath.Join(xdg("XDG_CACHE_HOME", ".cache"), "lab"),
+		"lxc_path":  filepath.Join(xdg("XDG_DATA_HOME", ".local/share"), "lab", "lxc"),
+	}
 }
 
 func readConfig(v *viper.Viper, explicit string) error {
