@@ -109,15 +109,15 @@ func TestGraphCancellation(t *testing.T) {
 	tr := &tracker{}
 	ctx, cancel := context.WithCancel(context.Background())
 	tasks := []Task{
-		tr.task("slow1", nil, 5*time.Second, nil),
-		tr.task("slow2", nil, 5*time.Second, nil),
+		tr.task("slow1", nil, time.Minute, nil),
+		tr.task("slow2", nil, time.Minute, nil),
 		tr.task("after", []string{"slow1"}, time.Millisecond, nil),
 	}
 	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
 	start := time.Now()
 	res, err := RunGraph(ctx, tasks, 4)
 	require.NoError(t, err)
-	assert.Less(t, time.Since(start), 2*time.Second, "cancel did not stop running tasks")
+	assert.Less(t, time.Since(start), 30*time.Second, "cancel did not stop running tasks (they take a minute)")
 	assert.ErrorIs(t, res["slow1"], context.Canceled)
 	assert.ErrorIs(t, res["after"], ErrSkipped)
 	assert.Empty(t, tr.order)

@@ -87,9 +87,15 @@ type fakeProv struct {
 	order []string
 	fail  map[string]error
 	delay time.Duration
+	// started, when set, is closed when the first provisioning starts.
+	started     chan struct{}
+	startedOnce sync.Once
 }
 
 func (f *fakeProv) Provision(ctx context.Context, r provision.Request) (*state.Provisioning, error) {
+	if f.started != nil {
+		f.startedOnce.Do(func() { close(f.started) })
+	}
 	if f.delay > 0 {
 		select {
 		case <-time.After(f.delay):
@@ -292,15 +298,19 @@ func TestBootFailureReported(t *testing.T) {
 
 func TestInterruptedUpLeavesConsistentState(t *testing.T) {
 	r := newRig(t)
-	r.prov.delay = 2 * time.Second
+	// Provisioning would take a minute: the interruption, once nodes are
+	// made and provisioning has begun, ends it at once.
+	r.prov.delay = time.Minute
+	r.prov.started = make(chan struct{})
 	e := r.engine()
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	go func() { <-r.prov.started; cancel() }()
 	start := time.Now()
 	_, err := e.Up(ctx, r.topo(t, 2, 2), UpOptions{})
 	require.Error(t, err)
-	assert.Less(t, time.Since(start), time.Second)
+	assert.Less(t, time.Since(start), 30*time.Second, "not the minute provisioning would take")
 	assert.Contains(t, err.Error(), "interrupted")
+	assert.Empty(t, r.prov.order, "no provisioning finished")
 
 	st, err := e.Store.Load()
 	require.NoError(t, err)
