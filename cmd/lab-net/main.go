@@ -76,8 +76,8 @@ func run() error {
 	case "up":
 		return up(ctx, owners, m, u, req, n)
 	case "hosts":
-		if owners.Owner(req.Lab) != uid {
-			return fmt.Errorf("lab %s: not a lab of yours that is up", req.Lab)
+		if owners.Owner(req.Lab) != uid || !network.LinkExists(n.Bridge) {
+			return fmt.Errorf("lab %s: network %d is not one of yours that is up", req.Lab, req.Index)
 		}
 		return m.SetHosts(n.Bridge, req.HostsFile())
 	default:

@@ -90,6 +90,7 @@ func helperAsUser(t *testing.T, user string) {
 		{user, `{"op": "hosts", "lab": "hlp", "hosts_file": "/etc/shadow"}`, `unknown field "hosts_file"`},
 		{user, `{"op": "up", "lab": "hlp", "bridge": "eth0", "subnet": "10.97.50.0/24"}`, `unknown field "bridge"`},
 		{"", `{"op": "down", "lab": "hlp"}`, "lab hlp: another user's"},
+		{user, `{"op": "hosts", "lab": "hlp", "index": 5, "hosts": [{"addr": "10.97.50.12", "names": ["n2"]}]}`, "lab hlp: network 5 is not one of yours that is up"},
 	} {
 		out, ok := asHelper(t, tc.who, tc.req)
 		assert.False(t, ok, "%s: %s", tc.req, out)
