@@ -3,10 +3,12 @@ package lxc
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // cgroupRoot is where cgroup hierarchies are mounted (a variable for tests).
@@ -70,10 +72,15 @@ func cgroupLimits(cpus int, memory int64) [][2]string {
 // 100-node destroy spent in lab itself. The numbered names are listed only
 // when the first of them exists.
 func RemoveCgroups(id string) {
+	strays := false
 	for _, d := range cgroupDirs() {
 		for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
 			base := d + "/" + kind + id
 			if _, err := os.Lstat(base); err == nil {
+				if kind == "lxc.payload." && !strays {
+					strays = true // a process is in one cgroup of each hierarchy: one look is enough
+					killStrays(base)
+				}
 				rmdirTree(base)
 			}
 			if _, err := os.Lstat(base + "-1"); err != nil {
@@ -110,6 +117,65 @@ var (
 	dirsMu sync.Mutex
 	dirsOf = map[string][]string{}
 )
+
+// killStrays ends what is left in a destroyed container's payload cgroup
+// (dir and below) that runs in lab's own PID namespace, lab itself
+// excepted: liblxc's attach helpers of a lab killed (SIGKILL) while it ran
+// a command in the node. Such a helper waits forever for a word from the
+// dead lab, parked in the container's cgroup, which then cannot be
+// removed. The container's own processes are gone with it; nothing of
+// another PID namespace is touched.
+func killStrays(dir string) {
+	own, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return
+	}
+	var killed []int
+	for _, pid := range cgroupProcs(dir) {
+		if pid == os.Getpid() {
+			continue
+		}
+		if ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid"); err == nil && ns == own {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed = append(killed, pid)
+			}
+		}
+	}
+	for i := 0; i < 200 && slices.ContainsFunc(killed, procAlive); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cgroupProcs lists the processes in a v1 cgroup and its children.
+func cgroupProcs(dir string) []int {
+	var out []int
+	b, _ := os.ReadFile(dir + "/cgroup.procs")
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			out = append(out, pid)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, cgroupProcs(dir+"/"+e.Name())...)
+		}
+	}
+	return out
+}
+
+// procAlive tells whether pid runs (a zombie has ended).
+func procAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
 
 // rmdirTree removes an empty cgroup and its empty children, deepest first.
 func rmdirTree(dir string) {

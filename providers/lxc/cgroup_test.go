@@ -1,9 +1,12 @@
 package lxc
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,5 +31,32 @@ func TestRemoveCgroups(t *testing.T) {
 	}
 	for _, d := range stay {
 		assert.DirExists(t, filepath.Join(dir, d))
+	}
+}
+
+// What a killed lab left in a destroyed container's payload cgroup (an
+// attach helper, in lab's own PID namespace) is ended with it; lab itself
+// is not, though its PID is listed too.
+func TestRemoveCgroupsEndsStrays(t *testing.T) {
+	dir := t.TempDir()
+	old := cgroupRoot
+	cgroupRoot = dir
+	t.Cleanup(func() { cgroupRoot = old })
+	stray := exec.Command("sleep", "300")
+	require.NoError(t, stray.Start())
+	t.Cleanup(func() { _ = stray.Process.Kill() })
+	payload := filepath.Join(dir, "memory", "lxc.payload.lab_s1", "init.scope")
+	require.NoError(t, os.MkdirAll(payload, 0o755))
+	procs := fmt.Sprintf("%d\n%d\n", os.Getpid(), stray.Process.Pid)
+	require.NoError(t, os.WriteFile(filepath.Join(payload, "cgroup.procs"), []byte(procs), 0o644))
+	done := make(chan error, 1)
+	go func() { done <- stray.Wait() }()
+	RemoveCgroups("lab_s1")
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "signal: killed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stray still runs")
 	}
 }
