@@ -32,7 +32,7 @@ import (
 const (
 	name   = "snek-e2e"
 	subnet = "10.97.29"
-	port   = "38480"
+	port   = "28480" // below the ephemeral range (32768-60999), which outgoing connections take ports from
 )
 
 var (

@@ -28,7 +28,7 @@ const (
 	name = "sfq-e2e"
 	live = "10.97.26"
 	dev  = "10.97.27"
-	port = "38380"
+	port = "28380" // below the ephemeral range (32768-60999), which outgoing connections take ports from
 )
 
 var (
