@@ -90,6 +90,7 @@ func (o Owners) Release(lab string, uid int) error {
 	if err := os.Remove(o.path(lab)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	_ = os.Remove(o.Dir) // the last record takes the folder with it
 	return nil
 }
 

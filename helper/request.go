@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/labctl/lab/network"
@@ -97,11 +98,11 @@ var ula = netip.MustParsePrefix("fd00::/8")
 // Net checks a request and returns the network it asks for (for down and
 // hosts, only Bridge is set).
 func (req *Request) Net() (network.Net, error) {
-	if !contains(Ops, req.Op) {
-		return network.Net{}, fmt.Errorf("op %q: want one of %s", cut(req.Op), strings.Join(Ops, ", "))
+	if !slices.Contains(Ops, req.Op) {
+		return network.Net{}, fmt.Errorf("op %q: want one of %s", topology.Cut(req.Op), strings.Join(Ops, ", "))
 	}
 	if !labRe.MatchString(req.Lab) {
-		return network.Net{}, fmt.Errorf("lab %q: not a lab's name (lowercase letters, digits and dashes)", cut(req.Lab))
+		return network.Net{}, fmt.Errorf("lab %q: not a lab's name (lowercase letters, digits and dashes)", topology.Cut(req.Lab))
 	}
 	if req.Index < 0 || req.Index > 99 {
 		return network.Net{}, fmt.Errorf("index %d: want 0 to 99", req.Index)
@@ -119,7 +120,7 @@ func (req *Request) Net() (network.Net, error) {
 		}
 	}
 	if req.Domain != "" && (len(req.Domain) > 253 || !nameRe.MatchString(req.Domain)) {
-		return network.Net{}, fmt.Errorf("domain %q: not a DNS name", cut(req.Domain))
+		return network.Net{}, fmt.Errorf("domain %q: not a DNS name", topology.Cut(req.Domain))
 	}
 	n.Domain = req.Domain
 	return n, req.checkHosts(n)
@@ -130,7 +131,7 @@ func (req *Request) Net() (network.Net, error) {
 func (req *Request) subnets(n *network.Net) error {
 	p, err := netip.ParsePrefix(req.Subnet)
 	if err != nil || !p.Addr().Is4() || p != p.Masked() || p.Bits() < 8 || p.Bits() > 30 {
-		return fmt.Errorf("subnet %q: want a masked IPv4 subnet, /8 to /30", cut(req.Subnet))
+		return fmt.Errorf("subnet %q: want a masked IPv4 subnet, /8 to /30", topology.Cut(req.Subnet))
 	}
 	if !within(p, private...) {
 		return fmt.Errorf("subnet %s: not a private range (10/8, 172.16/12, 192.168/16)", p)
@@ -141,7 +142,7 @@ func (req *Request) subnets(n *network.Net) error {
 	}
 	p6, err := netip.ParsePrefix(req.Subnet6)
 	if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() || p6 != p6.Masked() || p6.Bits() != 64 {
-		return fmt.Errorf("subnet6 %q: want a masked IPv6 /64", cut(req.Subnet6))
+		return fmt.Errorf("subnet6 %q: want a masked IPv6 /64", topology.Cut(req.Subnet6))
 	}
 	if !within(p6, ula) {
 		return fmt.Errorf("subnet6 %s: not a unique local range (fd00::/8)", p6)
@@ -159,7 +160,7 @@ func (req *Request) checkHosts(n network.Net) error {
 	for i, h := range req.Hosts {
 		a, err := netip.ParseAddr(h.Addr)
 		if err != nil || a.Zone() != "" {
-			return fmt.Errorf("hosts[%d].addr %q: not an address", i, cut(h.Addr))
+			return fmt.Errorf("hosts[%d].addr %q: not an address", i, topology.Cut(h.Addr))
 		}
 		if req.Op == "up" && !n.Subnet.Contains(a) && !(n.Subnet6.IsValid() && n.Subnet6.Contains(a)) {
 			return fmt.Errorf("hosts[%d].addr %s: not in the network", i, a)
@@ -172,7 +173,7 @@ func (req *Request) checkHosts(n network.Net) error {
 		}
 		for _, name := range h.Names {
 			if len(name) > 253 || !nameRe.MatchString(name) {
-				return fmt.Errorf("hosts[%d]: %q: not a DNS name", i, cut(name))
+				return fmt.Errorf("hosts[%d]: %q: not a DNS name", i, topology.Cut(name))
 			}
 		}
 	}
@@ -195,22 +196,4 @@ func within(p netip.Prefix, in ...netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// cut shortens what a request said, for an error (which quotes it, so
-// that control characters show as escapes).
-func cut(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

@@ -164,7 +164,7 @@ func StopDelayLine(ctx context.Context, lab, id string, ports []string, pid int)
 
 func delayAlive(pid int, lab, id string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && alive(pid) && bytes.HasPrefix(b, []byte(delayTag(lab, id)+"\x00"))
+	return err == nil && spawn.Alive(pid) && bytes.HasPrefix(b, []byte(delayTag(lab, id)+"\x00"))
 }
 
 // DelayPIDs lists the delay lines of a lab (for leak checks and cleanup).

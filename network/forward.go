@@ -84,7 +84,7 @@ func StartForward(logDir string, f Forward) (int, error) {
 
 // ForwardAlive tells whether pid is still the socat serving f.
 func ForwardAlive(pid int, f Forward) bool {
-	if pid <= 0 || !alive(pid) {
+	if pid <= 0 || !spawn.Alive(pid) {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

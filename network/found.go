@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // FoundBridge is a lab bridge, or what is left of one (dnsmasq, files),
@@ -113,7 +115,7 @@ func taggedProcs(prefix string) map[string][]int {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if alive(pid) {
+		if spawn.Alive(pid) {
 			out[lab] = append(out[lab], pid)
 		}
 	}

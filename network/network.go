@@ -291,7 +291,7 @@ func dnsmasqPID(pidf, conf string) int {
 		return 0
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !alive(pid) || !bytes.Contains(cmdline, []byte("dnsmasq")) || !bytes.Contains(cmdline, []byte(conf)) {
+	if err != nil || !spawn.Alive(pid) || !bytes.Contains(cmdline, []byte("dnsmasq")) || !bytes.Contains(cmdline, []byte(conf)) {
 		return 0
 	}
 	return pid
@@ -300,26 +300,12 @@ func dnsmasqPID(pidf, conf string) int {
 func stopPID(pid int) {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for i := 0; i < 100; i++ {
-		if !alive(pid) {
+		if !spawn.Alive(pid) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// alive tells whether pid runs; a zombie (exited, not yet reaped by its
-// parent, often init) counts as gone.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }
 
 // SetHosts replaces the names dnsmasq serves on a bridge ("IP name" lines;

@@ -12,7 +12,12 @@
 // under way and lab is home.
 package spawn
 
-import "sync"
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
 
 var mu sync.RWMutex
 
@@ -30,4 +35,18 @@ func Daemon(f func() error) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return f()
+}
+
+// Alive tells whether pid runs; a zombie (exited, not yet reaped by its
+// parent, often init) counts as gone.
+func Alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
 }

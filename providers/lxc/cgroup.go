@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // cgroupRoot is where cgroup hierarchies are mounted (a variable for tests).
@@ -141,7 +143,7 @@ func killStrays(dir string) {
 			}
 		}
 	}
-	for i := 0; i < 200 && slices.ContainsFunc(killed, procAlive); i++ {
+	for i := 0; i < 200 && slices.ContainsFunc(killed, spawn.Alive); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -162,19 +164,6 @@ func cgroupProcs(dir string) []int {
 		}
 	}
 	return out
-}
-
-// procAlive tells whether pid runs (a zombie has ended).
-func procAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }
 
 // rmdirTree removes an empty cgroup and its empty children, deepest first.
