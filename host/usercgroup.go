@@ -136,6 +136,14 @@ func (u *User) removeCgroups(out io.Writer) error {
 	}
 	n := 0
 	for _, d := range dirs {
+		// liblxc leaves an empty cgroup of its own below (lxc.pivot).
+		if entries, err := os.ReadDir(d); err == nil {
+			for _, e := range entries {
+				if e.IsDir() {
+					_ = syscall.Rmdir(filepath.Join(d, e.Name()))
+				}
+			}
+		}
 		err := syscall.Rmdir(d)
 		switch {
 		case err == nil:
