@@ -29,6 +29,7 @@ import (
 
 	"github.com/labctl/lab/internal/fsx"
 	"github.com/labctl/lab/internal/shell"
+	"github.com/labctl/lab/internal/userns"
 )
 
 // DefaultMirror is the Debian mirror used unless the user sets another.
@@ -107,6 +108,12 @@ type Image struct {
 // Cache is a folder of built images.
 type Cache struct {
 	Dir string
+	// Userns, for a user that is not root, is its own user namespace:
+	// images are bootstrapped in it (mmdebstrap --mode=unshare), owned by
+	// its ids, as the user's unprivileged nodes see them, and finished and
+	// removed from it. No layers, no shared files, no shared .debs: those
+	// need root's hand on the files.
+	Userns *userns.Map
 
 	logf func(line string) // this build's progress lines (set by Ensure)
 }
@@ -179,7 +186,36 @@ func (c *Cache) Remove(key string) error {
 	if err := os.Rename(dir, trash); err != nil {
 		return err
 	}
-	return RemoveTree(trash)
+	return c.removeTree(trash)
+}
+
+// removeTree removes a tree of the cache: for a user, from its namespace
+// (the tree's files are its subordinate ids').
+func (c *Cache) removeTree(dir string) error {
+	if c.Userns == nil {
+		return RemoveTree(dir)
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return c.Userns.RemoveAll(context.Background(), dir)
+}
+
+// finish runs finish on a bootstrapped tree: for a user, in its namespace.
+func (c *Cache) finish(ctx context.Context, rootfs string) error {
+	if c.Userns == nil {
+		return finish(rootfs)
+	}
+	return c.Userns.Run(ctx, "image-finish", nil, rootfs)
+}
+
+func init() {
+	userns.Register("image-finish", func(args []string, _ io.Reader) error {
+		if len(args) != 1 {
+			return errors.New("image-finish: want the root filesystem")
+		}
+		return finish(args[0])
+	})
 }
 
 // PruneDebs empties the .deb download cache.
@@ -237,7 +273,7 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 		return nil, err
 	}
 	defer func() {
-		if err := RemoveTree(tmp); err != nil {
+		if err := c.removeTree(tmp); err != nil {
 			c.log(key, "cleanup: %v", err)
 		}
 	}()
@@ -256,15 +292,17 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 	if err != nil {
 		return nil, err
 	}
-	if err := finish(rootfs); err != nil {
+	if err := c.finish(ctx, rootfs); err != nil {
 		return nil, fmt.Errorf("image %s: finish: %w", key, err)
 	}
-	saved, err := share(rootfs, c.builtOf(spec.Suite))
-	if err != nil {
-		return nil, fmt.Errorf("image %s: share with the other images: %w", key, err)
-	}
-	if saved >= 1<<20 {
-		c.log(key, "shares %dM with the images built before it", saved>>20)
+	if c.Userns == nil {
+		saved, err := share(rootfs, c.builtOf(spec.Suite))
+		if err != nil {
+			return nil, fmt.Errorf("image %s: share with the other images: %w", key, err)
+		}
+		if saved >= 1<<20 {
+			c.log(key, "shares %dM with the images built before it", saved>>20)
+		}
 	}
 	img := &Image{Key: key, Spec: spec, BuiltAt: time.Now().UTC(), BuildTime: time.Since(start), Builder: builder, Size: duSize(rootfs)}
 	b, _ := json.MarshalIndent(img, "", "  ")
@@ -283,7 +321,7 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 // it.
 func (c *Cache) populate(ctx context.Context, key string, spec Spec, tmp string, logf io.Writer, logPath string) (string, error) {
 	rootfs := filepath.Join(tmp, "rootfs")
-	if base, ok := layerBase(spec); ok {
+	if base, ok := layerBase(spec); ok && c.Userns == nil {
 		err := c.buildLayer(ctx, key, spec, base, tmp, logf)
 		if err == nil {
 			return "mmdebstrap+apt", nil
@@ -309,7 +347,7 @@ func (c *Cache) populate(ctx context.Context, key string, spec Spec, tmp string,
 		}
 		return "", fmt.Errorf("image %s: %s failed: %w (full log: %s)\n%s", key, builder, err, logPath, tail(logPath, 15))
 	}
-	if builder == "mmdebstrap" {
+	if builder == "mmdebstrap" && c.Userns == nil {
 		// The package lists stay beside the image, for layers over it.
 		if err := keepLists(rootfs, filepath.Join(tmp, "lists")); err != nil {
 			return "", fmt.Errorf("image %s: %w", key, err)
@@ -323,6 +361,16 @@ func (c *Cache) populate(ctx context.Context, key string, spec Spec, tmp string,
 func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cmd, string) {
 	include := strings.Join(spec.Packages, ",")
 	debs := c.debDir()
+	if c.Userns != nil {
+		// The user's namespace cannot reach root's .debs, nor the user's
+		// own as their owner: apt downloads what it needs.
+		args := []string{"--mode=unshare", "--variant=minbase", "--format=directory", "--skip=download/empty"}
+		if include != "" {
+			args = append(args, "--include="+include)
+		}
+		args = append(args, spec.Suite, rootfs, spec.Mirror)
+		return exec.CommandContext(ctx, "mmdebstrap", args...), "mmdebstrap"
+	}
 	if _, err := exec.LookPath("mmdebstrap"); err == nil {
 		args := []string{
 			"--mode=root", "--variant=minbase", "--format=directory",
@@ -400,7 +448,7 @@ func (c *Cache) cleanStale(key string) error {
 			}
 		}
 		c.log(key, "removing a build left by a killed lab: %s", dir)
-		if err := RemoveTree(dir); err != nil {
+		if err := c.removeTree(dir); err != nil {
 			return err
 		}
 	}
