@@ -16,6 +16,10 @@ import (
 // cgroupRoot is where cgroup hierarchies are mounted (a variable for tests).
 var cgroupRoot = "/sys/fs/cgroup"
 
+// userCgroup is the cgroup of the user lab runs as, in each hierarchy
+// (lab without root); "" for root.
+var userCgroup string
+
 // controllerVersion tells which cgroup hierarchy has a controller: 2 for the
 // unified one, 1 for a v1 hierarchy, 0 when it is nowhere. Machines run v1,
 // v2, or both side by side (hybrid: v1 controllers, an empty unified tree).
@@ -109,6 +113,11 @@ func cgroupDirs() []string {
 	for _, r := range roots {
 		if r.IsDir() {
 			dirs = append(dirs, cgroupRoot+"/"+r.Name())
+		}
+	}
+	if userCgroup != "" { // a user's nodes' cgroups are below its own
+		for i := range dirs {
+			dirs[i] += "/" + userCgroup
 		}
 	}
 	dirsOf[cgroupRoot] = dirs

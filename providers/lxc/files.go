@@ -26,7 +26,7 @@ import (
 // runs in the node. (A shell script doing the same starts some twenty
 // processes in every node: at a hundred nodes, seconds of two cores.)
 func (p *Provider) WriteFiles(ctx context.Context, n providers.Node, files map[string]string, script string) error {
-	if err := p.writeFromHost(n, files); err != nil {
+	if err := p.writeFromHost(ctx, n, files); err != nil {
 		return err
 	}
 	if script == "" {
@@ -43,7 +43,7 @@ func (p *Provider) WriteFiles(ctx context.Context, n providers.Node, files map[s
 	return nil
 }
 
-func (p *Provider) writeFromHost(n providers.Node, files map[string]string) error {
+func (p *Provider) writeFromHost(ctx context.Context, n providers.Node, files map[string]string) error {
 	c, err := p.container(n)
 	if err != nil {
 		return err
@@ -54,24 +54,15 @@ func (p *Provider) writeFromHost(n providers.Node, files map[string]string) erro
 	if pid <= 0 || !running {
 		return fmt.Errorf("node %s is not running", n.Name)
 	}
+	if p.rl != nil {
+		return p.rl.write(ctx, pid, files)
+	}
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("the node's root: %w", err)
 	}
 	defer unix.Close(root)
-	paths := make([]string, 0, len(files))
-	for f := range files {
-		paths = append(paths, f)
-	}
-	sort.Strings(paths)
-	write := func() error {
-		for _, f := range paths {
-			if err := writeIn(root, f, files[f]); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-		}
-		return nil
-	}
+	write := func() error { return writeAll(root, files) }
 	own, err := p.nodeOwner(n)
 	if err != nil {
 		return err
@@ -80,6 +71,21 @@ func (p *Provider) writeFromHost(n providers.Node, files map[string]string) erro
 		return write()
 	}
 	return asOwner(own, write)
+}
+
+// writeAll writes files below root, in the order of their paths.
+func writeAll(root int, files map[string]string) error {
+	paths := make([]string, 0, len(files))
+	for f := range files {
+		paths = append(paths, f)
+	}
+	sort.Strings(paths)
+	for _, f := range paths {
+		if err := writeIn(root, f, files[f]); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // asOwner runs write on a thread whose filesystem ids are an unprivileged

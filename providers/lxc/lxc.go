@@ -42,7 +42,16 @@ func init() {
 		if path == "" {
 			path = DefaultPath
 		}
-		return New(path), nil
+		if os.Geteuid() == 0 {
+			return New(path), nil
+		}
+		rl, err := newRootless() // before New: lab's home is the user's cgroups
+		if err != nil {
+			return nil, fmt.Errorf("lxc without root: %w", err)
+		}
+		p := New(path)
+		p.rl = rl
+		return p, nil
 	})
 }
 
@@ -56,12 +65,18 @@ type Provider struct {
 	IDs    IDMap
 	idsErr error
 	idOnce sync.Once
+	// rl is set when lab runs as a user, not root (rootless.go).
+	rl *rootless
 }
 
 // ensureIDs reads (or allocates) the id range of unprivileged nodes.
 func (p *Provider) ensureIDs() error {
 	p.idOnce.Do(func() {
-		if p.IDs.Count == 0 {
+		switch {
+		case p.IDs.Count != 0:
+		case p.rl != nil:
+			p.IDs = IDMap{UID: p.rl.ns.UID, GID: p.rl.ns.GID, Count: p.rl.ns.Count}
+		default:
 			p.IDs, p.idsErr = HostIDMap()
 		}
 	})
@@ -71,7 +86,7 @@ func (p *Provider) ensureIDs() error {
 // lower is the node's image as its user namespace sees it: the image, or
 // for an unprivileged node its copy shifted to the node's id range.
 func (p *Provider) lower(n providers.Node) string {
-	if !n.Unprivileged {
+	if !n.Unprivileged || p.rl != nil { // a user's images are its namespace's already
 		return n.Image.RootFS
 	}
 	return image.ShiftedPath(n.Image.RootFS, p.IDs.UID, p.IDs.GID)
@@ -82,6 +97,9 @@ func (p *Provider) lower(n providers.Node) string {
 func (p *Provider) prepareUnprivileged(ctx context.Context, n providers.Node) error {
 	if err := p.ensureIDs(); err != nil {
 		return err
+	}
+	if p.rl != nil {
+		return os.MkdirAll(p.dir(n), 0o755) // Start makes the rest (arm)
 	}
 	if _, err := image.Shifted(ctx, n.Image.RootFS, p.IDs.UID, p.IDs.GID); err != nil {
 		return err
@@ -132,6 +150,10 @@ func (p *Provider) Config(n providers.Node) string {
 	b.WriteString("# Written by lab for node " + n.Name + " of lab " + n.Lab + ". lab rewrites it; edit the lab file instead.\n")
 	fmt.Fprintf(&b, "%s%s\n%s%s\n%s%s\n", headLab, n.Lab, headNode, n.Name, headOwner, n.Owner)
 	w("lxc.include", "/usr/share/lxc/config/common.conf")
+	if p.rl != nil {
+		// What a user may not do stays undone: no device cgroup rules.
+		w("lxc.include", "/usr/share/lxc/config/userns.conf")
+	}
 	if n.Nesting {
 		// proc and sys mounted where nothing covers them: a container in
 		// the node may mount its own (the kernel refuses a proc whose
@@ -211,10 +233,15 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	if err := p.checkOwner(n); err != nil {
 		return err
 	}
+	if p.rl != nil && !n.Unprivileged {
+		return fmt.Errorf("node %s: privileged nodes need root (lab runs as %s): drop privileged: true", n.Name, p.rl.user.Name)
+	}
 	if st, _ := p.State(ctx, n); st == providers.Running {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
+	if p.rl != nil {
+		// Its upper layer must be its root's: Start makes it (arm).
+	} else if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
 		return fmt.Errorf("node %s: create: %w", n.Name, err)
 	}
 	if n.Unprivileged {
@@ -246,7 +273,7 @@ func (p *Provider) Start(ctx context.Context, n providers.Node) error {
 		}
 		return err
 	}
-	if err := p.armBooted(n); err != nil {
+	if err := p.armBooted(ctx, n); err != nil {
 		return fmt.Errorf("node %s: start: %w", n.Name, err)
 	}
 	if err := c.WantCloseAllFds(true); err != nil {
@@ -331,7 +358,7 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	if n.ID == "" || strings.Contains(n.ID, "/") {
 		return fmt.Errorf("node %s: destroy: bad container id %q", n.Name, n.ID)
 	}
-	if err := os.RemoveAll(p.dir(n)); err != nil {
+	if err := p.removeDir(ctx, n); err != nil {
 		return fmt.Errorf("node %s: destroy: %w", n.Name, err)
 	}
 	RemoveCgroups(n.ID)

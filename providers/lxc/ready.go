@@ -39,10 +39,9 @@ WantedBy=default.target
 // armBooted removes the mark of an earlier boot and puts the unit that
 // makes it in the node's upper layer (the container is not running: the
 // overlay is not mounted).
-func (p *Provider) armBooted(n providers.Node) error {
-	up := filepath.Join(p.dir(n), "delta0")
-	if err := os.Remove(filepath.Join(up, BootedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+func (p *Provider) armBooted(ctx context.Context, n providers.Node) error {
+	if p.rl != nil {
+		return p.rl.arm(ctx, p.dir(n), p.lower(n))
 	}
 	// Folders made in the upper layer hide the image's in the node: they
 	// are made as the image has them (owners shifted for an unprivileged
@@ -51,15 +50,24 @@ func (p *Provider) armBooted(n providers.Node) error {
 	if err != nil {
 		return err
 	}
+	return armBootedAs(filepath.Join(p.dir(n), "delta0"), own.lower, own.uid, own.gid)
+}
+
+// armBootedAs arms the mark in up, a node's upper layer over lower, with
+// files owned by uid and gid (root in the node).
+func armBootedAs(up, lower string, uid, gid int) error {
+	if err := os.Remove(filepath.Join(up, BootedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	units := filepath.Join(up, "etc/systemd/system")
-	if err := fsx.MkdirLike(own.lower, up, "etc/systemd/system/default.target.wants"); err != nil {
+	if err := fsx.MkdirLike(lower, up, "etc/systemd/system/default.target.wants"); err != nil {
 		return err
 	}
 	unit := filepath.Join(units, "lab-booted.service")
 	if err := fsx.WriteAtomic(unit, []byte(bootedUnit), 0o644); err != nil {
 		return err
 	}
-	if err := os.Lchown(unit, own.uid, own.gid); err != nil {
+	if err := os.Lchown(unit, uid, gid); err != nil {
 		return err
 	}
 	link := filepath.Join(units, "default.target.wants", "lab-booted.service")
@@ -69,7 +77,7 @@ func (p *Provider) armBooted(n providers.Node) error {
 	if err := os.Symlink("/etc/systemd/system/lab-booted.service", link); err != nil {
 		return err
 	}
-	return os.Lchown(link, own.uid, own.gid)
+	return os.Lchown(link, uid, gid)
 }
 
 // waitBooted waits for the node's mark. It looks at the node's state every

@@ -22,7 +22,7 @@ func TestArmBooted(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(up, "var/lib/lab"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(up, BootedFile), nil, 0o644))
 	for i := 0; i < 2; i++ {
-		require.NoError(t, p.armBooted(n))
+		require.NoError(t, p.armBooted(context.Background(), n))
 	}
 	assert.NoFileExists(t, filepath.Join(up, BootedFile), "the mark of the last boot is gone")
 	unit, err := os.ReadFile(filepath.Join(up, "etc/systemd/system/lab-booted.service"))
@@ -40,7 +40,7 @@ func TestWaitBooted(t *testing.T) {
 	p := New(t.TempDir())
 	p.BootPoll = time.Millisecond
 	n := providers.Node{Name: "n1", ID: "lab_n1"}
-	require.NoError(t, p.armBooted(n))
+	require.NoError(t, p.armBooted(context.Background(), n))
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		_ = os.MkdirAll(filepath.Join(p.dir(n), "delta0/var/lib/lab"), 0o755)
@@ -50,7 +50,7 @@ func TestWaitBooted(t *testing.T) {
 	defer cancel()
 	require.NoError(t, p.waitBooted(ctx, n))
 
-	require.NoError(t, p.armBooted(n))
+	require.NoError(t, p.armBooted(context.Background(), n))
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel2()
 	err := p.waitBooted(ctx2, n)

@@ -2,11 +2,15 @@ package lxc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/userns"
 	"github.com/labctl/lab/providers"
 )
 
@@ -16,6 +20,12 @@ import (
 
 // SaveDisk copies the container's changes into dir/delta0.
 func (p *Provider) SaveDisk(ctx context.Context, n providers.Node, dir string) error {
+	if p.rl != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return p.rl.ns.Run(ctx, "lxc-save", nil, filepath.Join(p.dir(n), "delta0"), filepath.Join(dir, "delta0"))
+	}
 	return copyTree(ctx, filepath.Join(p.dir(n), "delta0"), filepath.Join(dir, "delta0"))
 }
 
@@ -38,16 +48,47 @@ func (p *Provider) putDisk(ctx context.Context, n providers.Node, dir string, mo
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("node %s: restore: %w", n.Name, err)
 	}
-	dst := filepath.Join(p.dir(n), "delta0")
-	for _, d := range []string{dst, filepath.Join(p.dir(n), "olwork")} {
+	dst, work := filepath.Join(p.dir(n), "delta0"), filepath.Join(p.dir(n), "olwork")
+	var err error
+	if p.rl != nil {
+		err = p.rl.ns.Run(ctx, "lxc-put", nil, src, dst, work, strconv.FormatBool(move))
+	} else {
+		err = putTree(ctx, src, dst, work, move)
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: restore: %w", n.Name, err)
+	}
+	return nil
+}
+
+// putTree puts a saved upper layer (src) in place of a node's (dst, with
+// its overlay's work folder).
+func putTree(ctx context.Context, src, dst, work string, move bool) error {
+	for _, d := range []string{dst, work} {
 		if err := removeAll(d); err != nil {
-			return fmt.Errorf("node %s: restore: %w", n.Name, err)
+			return err
 		}
 	}
 	if move && os.Rename(src, dst) == nil {
 		return nil
 	}
 	return copyTree(ctx, src, dst)
+}
+
+// A user's nodes' layers are its namespace's: saved and put back from it.
+func init() {
+	userns.Register("lxc-save", func(args []string, _ io.Reader) error {
+		if len(args) != 2 {
+			return errors.New("lxc-save: want the upper layer and where to copy it")
+		}
+		return copyTree(context.Background(), args[0], args[1])
+	})
+	userns.Register("lxc-put", func(args []string, _ io.Reader) error {
+		if len(args) != 4 {
+			return errors.New("lxc-put: want the saved layer, the node's, its work folder and whether to move")
+		}
+		return putTree(context.Background(), args[0], args[1], args[2], args[3] == "true")
+	})
 }
 
 func copyTree(ctx context.Context, src, dst string) error {
