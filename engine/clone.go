@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
+	"github.com/labctl/lab/internal/userns"
 	"time"
 
 	"github.com/labctl/lab/plan"
@@ -31,7 +31,7 @@ func (e *Engine) Clone(ctx context.Context, top *topology.Topology, src, dst str
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer userns.RemoveAll(tmp)
 	frozen, err := c.copyDisks([]string{src}, tmp)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/userns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,7 @@ func (e *Engine) SnapshotSave(ctx context.Context, top *topology.Topology, name 
 	saved := false
 	defer func() {
 		if !saved {
-			_ = os.RemoveAll(tmp)
+			_ = userns.RemoveAll(tmp)
 		}
 	}()
 	frozen, err := c.copyDisks(nodes, tmp)
@@ -204,6 +205,27 @@ func (e *Engine) SnapshotRemove(name string) error {
 	return err
 }
 
+// tar runs tar with what a snapshot needs kept (for a user, as root of
+// its namespace: root in its nodes owns their files).
+// The archive is read and written by lab itself, so the file is the user's.
+func tar(ctx context.Context, archive *os.File, args ...string) error {
+	cmd, err := userns.Command(ctx, "tar", append([]string{"--zstd", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}, args...)...)
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if args[0] == "-cf" {
+		cmd.Stdout = archive
+	} else {
+		cmd.Stdin = archive
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tar: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
 // SnapshotExport writes a snapshot as one file (tar with zstd), for a CI cache.
 func (e *Engine) SnapshotExport(ctx context.Context, name, file string) error {
 	if _, err := e.Store.LoadSnapshot(name); err != nil {
@@ -213,11 +235,17 @@ func (e *Engine) SnapshotExport(ctx context.Context, name, file string) error {
 		return err
 	}
 	tmp := file + ".lab-tmp"
-	out, err := exec.CommandContext(ctx, "tar", "--zstd", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner",
-		"-cf", tmp, "-C", e.Store.SnapshotDir(), name).CombinedOutput()
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", name, err)
+	}
+	err = tar(ctx, f, "-cf", "-", "-C", e.Store.SnapshotDir(), name)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("export %s: tar: %v: %s", name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("export %s: %w", name, err)
 	}
 	return os.Rename(tmp, file)
 }
@@ -242,11 +270,15 @@ func (e *Engine) SnapshotImport(ctx context.Context, file string, reuse bool) (*
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	out, err := exec.CommandContext(ctx, "tar", "--zstd", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner",
-		"-xf", file, "-C", tmp).CombinedOutput()
+	defer userns.RemoveAll(tmp)
+	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("import %s: tar: %v: %s", file, err, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("import %s: %w", file, err)
+	}
+	err = tar(ctx, f, "-xf", "-", "-C", tmp)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
 	snap, err := state.ReadSnapshot(filepath.Join(tmp, name))
 	if err != nil {

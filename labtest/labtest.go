@@ -64,6 +64,11 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		// Others may run it: the tests of lab without root run it as a user.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
 		binPath = filepath.Join(dir, "lab")
 		args := []string{"build", "-o", binPath}
 		if os.Getenv("LAB_TEST_RACE") != "" {

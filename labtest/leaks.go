@@ -53,7 +53,9 @@ func Leaks(name, dir string) []string {
 func leftCgroups(prefix string) []string {
 	var out []string
 	for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
-		for _, pat := range []string{"/sys/fs/cgroup/*/" + kind + prefix + "*", "/sys/fs/cgroup/" + kind + prefix + "*"} {
+		for _, pat := range []string{"/sys/fs/cgroup/*/" + kind + prefix + "*", "/sys/fs/cgroup/" + kind + prefix + "*",
+			"/sys/fs/cgroup/*/lab-*/" + kind + prefix + "*"} { // a user's lab: below the user's cgroup
+
 			found, _ := filepath.Glob(pat)
 			for _, f := range found {
 				out = append(out, "cgroup "+f)
@@ -72,6 +74,10 @@ func leftNodes(prefix string) []string {
 				out = append(out, "container /var/lib/lxc/"+e.Name())
 			}
 		}
+	}
+	users, _ := filepath.Glob("/home/*/.local/share/lab/lxc/" + prefix + "*") // users' labs (lab without root)
+	for _, u := range users {
+		out = append(out, "container "+u)
 	}
 	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err == nil {
 		if b, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output(); err == nil {
@@ -104,6 +110,16 @@ func leftNetworks(name string) []string {
 		for _, f := range files {
 			if br, _, _ := strings.Cut(f.Name(), "."); bridge.MatchString(br) {
 				out = append(out, "file /run/lab/"+f.Name())
+			}
+		}
+	}
+	if _, err := os.Stat("/run/lab/helper/" + name + ".uid"); err == nil {
+		out = append(out, "network helper's owner record /run/lab/helper/"+name+".uid")
+	}
+	if b, err := os.ReadFile("/etc/lxc/lxc-usernet"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && bridge.MatchString(f[2]) {
+				out = append(out, "/etc/lxc/lxc-usernet line "+line)
 			}
 		}
 	}

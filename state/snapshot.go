@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/userns"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,7 +81,7 @@ func (s *Store) cleanSnapshotTemps() {
 		}
 		pid, err := strconv.Atoi(f[len(f)-2])
 		if err == nil && pid != os.Getpid() && !pidAlive(pid) {
-			_ = os.RemoveAll(filepath.Join(s.SnapshotDir(), e.Name()))
+			_ = userns.RemoveAll(filepath.Join(s.SnapshotDir(), e.Name()))
 		}
 	}
 }
@@ -167,5 +168,5 @@ func (s *Store) RemoveSnapshot(name string) error {
 	if _, err := s.LoadSnapshot(name); err != nil {
 		return err
 	}
-	return os.RemoveAll(s.SnapshotPath(name))
+	return userns.RemoveAll(s.SnapshotPath(name)) // a user's nodes' files are its namespace's
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/userns"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -283,7 +284,7 @@ func (s *Store) RemoveAll(snapshots bool) error {
 			_ = os.Remove(filepath.Join(s.Dir, e.Name()))
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(s.Dir, e.Name())); err != nil {
+		if err := userns.RemoveAll(filepath.Join(s.Dir, e.Name())); err != nil {
 			return err
 		}
 	}

@@ -42,7 +42,7 @@ still there: run lab destroy in its folder. --dry-run only shows.`,
 				return usagef("destroy: --name %q is not a lab name (lowercase letters, digits and '-')", name)
 			}
 			if !dryRun {
-				if err := needRoot(); err != nil {
+				if err := needHost(); err != nil {
 					return err
 				}
 			}

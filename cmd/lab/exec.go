@@ -36,7 +36,7 @@ func newExec(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			if role != "" {

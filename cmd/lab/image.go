@@ -75,7 +75,7 @@ func newImageRm(a *app) *cobra.Command {
 		Short: "Remove cached images (nodes made from them must be destroyed first)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			for _, k := range args {
@@ -95,7 +95,7 @@ func newImagePrune(a *app) *cobra.Command {
 		Short: "Remove every cached image and downloaded .deb",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			c := a.images()

@@ -45,7 +45,7 @@ func newLogs(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			if o.role != "" && top.RoleByName(o.role) == nil {

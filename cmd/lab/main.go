@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/labctl/lab/internal/userns"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,6 +50,7 @@ func exitCode(err error) int {
 }
 
 func main() {
+	userns.Main() // lab run again in the user's namespace (lab without root) does only that
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()

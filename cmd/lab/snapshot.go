@@ -116,7 +116,7 @@ func newSnapshotRm(a *app) *cobra.Command {
 		Short: "Remove snapshots",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			for _, n := range args {
@@ -136,7 +136,7 @@ func newSnapshotExport(a *app) *cobra.Command {
 		Short: "Write a snapshot as one file (tar + zstd), for a CI cache",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			return a.engine(nil).SnapshotExport(cmd.Context(), args[0], args[1])
@@ -150,7 +150,7 @@ func newSnapshotImport(a *app) *cobra.Command {
 		Short: "Read a snapshot file made by lab snapshot export",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 			snap, err := a.engine(nil).SnapshotImport(cmd.Context(), args[0], false)

@@ -2,15 +2,19 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/labctl/lab/engine"
+	"github.com/labctl/lab/helper"
 	"github.com/labctl/lab/host"
 	"github.com/labctl/lab/image"
+	"github.com/labctl/lab/internal/userns"
 	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/providers"
 	_ "github.com/labctl/lab/providers/libvirt" // registers "libvirt"
@@ -79,7 +83,7 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 			return p, nil
 		},
 		Images:      a.images(),
-		Networks:    &network.Manager{Owner: dir},
+		Networks:    networks(dir),
 		Provisioner: provision.New(),
 		Events:      sink,
 		Mirror:      a.set.Mirror,
@@ -87,7 +91,22 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 	}
 }
 
-func (a *app) images() *image.Cache { return &image.Cache{Dir: a.set.CacheDir} }
+func (a *app) images() *image.Cache {
+	c := &image.Cache{Dir: a.set.CacheDir}
+	if os.Geteuid() != 0 {
+		c.Userns, _ = userns.Self() // nil: needHost says why
+	}
+	return c
+}
+
+// networks is the lab's network: root's own hand, or for a user the
+// setuid helper that lab host setup installed.
+func networks(stateDir string) engine.Networks {
+	if os.Geteuid() != 0 {
+		return helper.NewClient(host.HelperPath)
+	}
+	return &network.Manager{Owner: stateDir}
+}
 
 // withLab wraps a command that needs the lab file (and root, when asRoot).
 func (a *app) withLab(asRoot bool, f func(cmd *cobra.Command, top *topology.Topology, args []string) error) func(*cobra.Command, []string) error {
@@ -97,7 +116,7 @@ func (a *app) withLab(asRoot bool, f func(cmd *cobra.Command, top *topology.Topo
 			return err
 		}
 		if asRoot {
-			if err := needRoot(); err != nil {
+			if err := needHost(); err != nil {
 				return err
 			}
 		}
@@ -108,6 +127,26 @@ func (a *app) withLab(asRoot bool, f func(cmd *cobra.Command, top *topology.Topo
 func needRoot() error {
 	if os.Geteuid() != 0 {
 		return errors.New("this command makes containers, bridges and firewall rules: run it as root")
+	}
+	return nil
+}
+
+// needHost lets root through, and a user whom lab host setup set up: in
+// the lab group, with a range of ids and the network helper.
+func needHost() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	u, err := host.Self()
+	if err != nil {
+		return err
+	}
+	setup := fmt.Sprintf("lab without root needs a one-time setup by root: sudo lab host setup --user %s", u.Name)
+	if _, _, err := u.Range(); err != nil {
+		return fmt.Errorf("%s (%v)", setup, err)
+	}
+	if err := unix.Access(host.HelperPath, unix.X_OK); err != nil {
+		return fmt.Errorf("%s (network helper %s: %v; a new member of the group lab must log in again)", setup, host.HelperPath, err)
 	}
 	return nil
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/labctl/lab/host"
+	"github.com/labctl/lab/labtest"
+)
+
+const rootlessLab = `name: %s
+networks: [{name: lan, subnet: 10.97.54.0/24}]
+defaults: {memory: 256M, cpus: 1}
+nodes:
+  - role: db
+    provision:
+      - shell: scripts/db.sh
+  - role: web
+    after: [db]
+    provision:
+      - shell: scripts/web.sh
+    health:
+      - command: ping -c1 -W2 db1
+`
+
+// A user set up by lab host setup brings up a two-node lab without sudo:
+// its own image (bootstrapped in its user namespace), unprivileged nodes
+// whose root is its subordinate range, provisioned in order, on a network
+// the helper made, resolving each other by name; it runs commands in
+// them, and destroy leaves nothing behind.
+func rootlessLabAsUser(t *testing.T, user string) {
+	u, err := host.LookupUser(user)
+	require.NoError(t, err)
+	start, _, err := u.Range()
+	require.NoError(t, err)
+	name := fmt.Sprintf("ul%d", os.Getpid()%10000)
+	dir := filepath.Join("/home", user, "lab")
+	files := map[string]string{
+		"lab.yaml":       fmt.Sprintf(rootlessLab, name),
+		"scripts/db.sh":  "echo hello > /root/db\nid -u\n",
+		"scripts/web.sh": "getent hosts db1\n",
+	}
+	for f, text := range files {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644))
+	}
+	b, err := exec.Command("chown", "-R", user+":", dir).CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	bin := labtest.Binary(t)
+	run := func(args ...string) (string, int) {
+		argv := append([]string{"-u", user, "--", "env", "-i", "HOME=/home/" + user, "USER=" + user,
+			"PATH=/usr/sbin:/usr/bin:/sbin:/bin", bin}, args...)
+		cmd := exec.Command("runuser", argv...)
+		cmd.Dir = dir
+		b, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		return string(b), code
+	}
+	t.Cleanup(func() {
+		if out, code := run("destroy"); code != 0 {
+			t.Errorf("destroy: %s", out)
+		}
+		labtest.AssertNoLeaks(t, name, dir)
+	})
+
+	out, code := run("up")
+	require.Equal(t, 0, code, "up as %s:\n%s", user, out)
+	assert.Contains(t, out, "lab "+name+" is up")
+	st, code := run("status")
+	require.Equal(t, 0, code, st)
+	assert.Regexp(t, `db1 +db +lxc +running`, st)
+	assert.Regexp(t, `web1 +web +lxc +running`, st)
+
+	// Root in a node is the user's first subordinate id.
+	m, code := run("exec", "db1", "--", "cat", "/proc/self/uid_map")
+	require.Equal(t, 0, code, m)
+	assert.Equal(t, fmt.Sprintf("0 %d 65536", start), strings.Join(strings.Fields(m), " "))
+	made, code := run("exec", "db1", "--", "cat", "/root/db")
+	require.Equal(t, 0, code, made)
+	assert.Equal(t, "hello", strings.TrimSpace(made), "the provisioning step ran in the node")
+	var fi syscall.Stat_t
+	require.NoError(t, syscall.Stat(filepath.Join("/home", user, ".local/share/lab/lxc", name+"_db1", "delta0/root/db"), &fi))
+	assert.Equal(t, strconv.Itoa(int(start)), strconv.Itoa(int(fi.Uid)), "what root in the node made is the mapped id's on the host")
+
+	// Names resolve through the helper's dnsmasq.
+	hosts, code := run("exec", "web1", "--", "getent", "ahostsv4", "db1")
+	require.Equal(t, 0, code, hosts)
+	assert.Contains(t, hosts, "10.97.54.11")
+
+	// The host's kernel and disks are out of reach.
+	watches, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	require.NoError(t, err)
+	_, code = run("exec", "db1", "--", "sh", "-c", "echo 12345 > /proc/sys/fs/inotify/max_user_watches")
+	assert.NotEqual(t, 0, code, "root in a user's node changed a setting of the host's kernel")
+	now, _ := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	assert.Equal(t, string(watches), string(now))
+	var root syscall.Stat_t
+	require.NoError(t, syscall.Stat("/", &root))
+	_, code = run("exec", "db1", "--", "sh", "-c", fmt.Sprintf("mknod /tmp/host-disk b %d %d", unix.Major(root.Dev), unix.Minor(root.Dev)))
+	assert.NotEqual(t, 0, code, "root in a user's node made a block device of the host's disk")
+
+	// Snapshots: saved and restored from the user's namespace, exported
+	// as a file of the user's.
+	out, code = run("snapshot", "save", "before")
+	require.Equal(t, 0, code, out)
+	_, code = run("exec", "db1", "--", "sh", "-c", "echo changed > /root/db")
+	require.Equal(t, 0, code)
+	out, code = run("snapshot", "restore", "before")
+	require.Equal(t, 0, code, out)
+	made, _ = run("exec", "db1", "--", "cat", "/root/db")
+	assert.Equal(t, "hello", strings.TrimSpace(made), "restored")
+	archive := filepath.Join(dir, "before.tar.zst")
+	out, code = run("snapshot", "export", "before", archive)
+	require.Equal(t, 0, code, out)
+	require.NoError(t, syscall.Stat(archive, &fi))
+	assert.Equal(t, strconv.Itoa(u.UID), strconv.Itoa(int(fi.Uid)), "the exported file is the user's")
+
+	out, code = run("destroy")
+	require.Equal(t, 0, code, out)
+	labtest.AssertNoLeaks(t, name, dir)
+	out, code = run("snapshot", "rm", "before")
+	require.Equal(t, 0, code, out)
+	_, err = os.Stat(filepath.Join(dir, ".lab", "snapshots", "before"))
+	assert.True(t, os.IsNotExist(err), "the snapshot's files, its nodes' root's, are gone")
+}

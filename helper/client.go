@@ -1,0 +1,139 @@
+package helper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/labctl/lab/network"
+)
+
+// Client is the network of a lab run by a user that is not root: what
+// changes the host goes through the setuid helper at Path, what only
+// looks (a subnet's routes, a bridge's owner) runs in lab.
+type Client struct {
+	Path string
+	look *network.Manager
+}
+
+// NewClient returns the client of the user lab runs as, through the
+// helper installed at path.
+func NewClient(path string) *Client {
+	return &Client{Path: path, look: &network.Manager{Owner: "uid " + strconv.Itoa(os.Getuid())}}
+}
+
+// Ensure makes the network (op up) and allows the user's nodes on it.
+func (c *Client) Ensure(ctx context.Context, lab string, n network.Net) error {
+	idx, err := index(lab, n.Bridge)
+	if err != nil {
+		return err
+	}
+	req := Request{Op: "up", Lab: lab, Index: idx, Subnet: n.Subnet.String(), Domain: n.Domain}
+	if n.Subnet6.IsValid() {
+		req.Subnet6 = n.Subnet6.String()
+	}
+	return c.call(ctx, req)
+}
+
+// SetHosts replaces the names the network's dnsmasq serves (lines of
+// "ADDRESS NAME…").
+func (c *Client) SetHosts(bridge, lines string) error {
+	lab, idx, err := parseBridge(bridge)
+	if err != nil {
+		return err
+	}
+	req := Request{Op: "hosts", Lab: lab, Index: idx}
+	for _, l := range strings.Split(lines, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			req.Hosts = append(req.Hosts, Host{Addr: f[0], Names: f[1:]})
+		}
+	}
+	return c.call(context.Background(), req)
+}
+
+// Remove takes the network down (op down).
+func (c *Client) Remove(ctx context.Context, lab, bridge string) error {
+	idx, err := index(lab, bridge)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, Request{Op: "down", Lab: lab, Index: idx})
+}
+
+// CheckFree says whether a subnet is free (read only).
+func (c *Client) CheckFree(ctx context.Context, subnet netip.Prefix, bridge string) error {
+	return c.look.CheckFree(ctx, subnet, bridge)
+}
+
+// Preflight says why a network cannot be made (read only).
+func (c *Client) Preflight(ctx context.Context, lab string, n network.Net) error {
+	return c.look.Preflight(ctx, lab, n)
+}
+
+// ErrPolicy: the helper does not yet put a lab's firewall or partitions in
+// force for a user.
+var ErrPolicy = errors.New("firewall rules and partitions need root for now (lab without root, #20): run this lab as root")
+
+// ApplyPolicy refuses a policy with rules or cuts; a lab without them has
+// nothing to apply (its bridges' drop rules are made with them).
+func (c *Client) ApplyPolicy(_ context.Context, p network.Policy) error {
+	if len(p.Guards) > 0 || len(p.Cuts) > 0 {
+		return ErrPolicy
+	}
+	return nil
+}
+
+// RemoveLab: a user's lab has no table of its own to remove.
+func (c *Client) RemoveLab(context.Context, string) error { return nil }
+
+// call runs the helper with one request.
+func (c *Client) call(ctx context.Context, req Request) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, c.Path)
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.CombinedOutput()
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("network helper %s: %w: run sudo lab host setup --user $USER", c.Path, err)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("network %d of lab %s: %s", req.Index, req.Lab, msg)
+	}
+	return nil
+}
+
+// index is the index of a lab's bridge (lab-LAB-N).
+func index(lab, bridge string) (int, error) {
+	l, idx, err := parseBridge(bridge)
+	if err == nil && l != lab {
+		err = fmt.Errorf("bridge %s is not lab %s's", bridge, lab)
+	}
+	return idx, err
+}
+
+func parseBridge(bridge string) (string, int, error) {
+	rest, ok := strings.CutPrefix(bridge, "lab-")
+	i := strings.LastIndexByte(rest, '-')
+	if !ok || i <= 0 {
+		return "", 0, fmt.Errorf("bridge %s: not a lab's bridge (lab-LAB-N)", bridge)
+	}
+	idx, err := strconv.Atoi(rest[i+1:])
+	if err != nil {
+		return "", 0, fmt.Errorf("bridge %s: not a lab's bridge (lab-LAB-N)", bridge)
+	}
+	return rest[:i], idx, nil
+}
