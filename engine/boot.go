@@ -89,6 +89,9 @@ func (c *call) startNode(ctx context.Context, n topology.Node, prov providers.Pr
 		c.emit(n.Name, PhaseFailed, "%v", err)
 		return err
 	}
+	if pn, ok := prov.(providers.PortNamer); ok && pn.NamesPorts() {
+		c.portsMoved.Store(true)
+	}
 	return c.update(func() { c.st.Nodes[n.Name].Phase = state.PhaseRunning })
 }
 

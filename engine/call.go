@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labctl/lab/state"
@@ -29,6 +30,10 @@ type call struct {
 
 	from     *state.Snapshot // up --from: the snapshot new nodes come from
 	takeFrom bool            // and they may take its disks (it goes after this up)
+
+	// portsMoved: a node whose provider names its ports when it starts
+	// (providers.PortNamer) started; refreshPorts applies the policy again.
+	portsMoved atomic.Bool
 }
 
 // begin starts a call that only emits events (no lab file, no state).

@@ -62,6 +62,9 @@ func (e *Engine) Clone(ctx context.Context, top *topology.Topology, src, dst str
 	if err := c.bootNode(ctx, *dstNode, plan.Start, img); err != nil {
 		return err
 	}
+	if err := c.refreshPorts(); err != nil {
+		return err
+	}
 	if err := c.provisionNode(ctx, *dstNode, false); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -181,6 +182,10 @@ func (c *call) checkPartition(f *state.Fault, r FaultRequest) error {
 func (c *call) checkDelay(f *state.Fault, r FaultRequest) error {
 	d := r.Delay
 	switch {
+	case os.Geteuid() != 0:
+		// A delay line is a process with a tap and a raw socket on the
+		// host: the network helper does not run one for a user yet.
+		return usagef("fault delay: needs root for now (lab without root runs partition, pause and kill)")
 	case d.Delay < 0 || d.Jitter < 0:
 		return usagef("fault delay: a delay cannot be negative")
 	case d.Loss < 0 || d.Loss > 1:
@@ -249,12 +254,7 @@ func (c *call) nodeProvider(name string) (providers.Provider, providers.Node, er
 
 // ports are a node's host-side interfaces.
 func (c *call) ports(node string) []string {
-	n := c.lab.Node(node)
-	var out []string
-	for i := range n.Interfaces {
-		out = append(out, providers.PortName(c.lab.Name, node, i))
-	}
-	return out
+	return c.nodePorts(node, len(c.lab.Node(node).Interfaces))
 }
 
 func (c *call) startDelay(f *state.Fault, d network.Delay) error {

@@ -19,8 +19,14 @@ func (c *call) policy() network.Policy {
 		p.Bridges[n.Bridge] = len(p.Cuts) > 0
 	}
 	for _, n := range c.lab.Nodes {
+		names := c.nodePorts(n.Name, len(n.Interfaces))
 		for i, ifc := range n.Interfaces {
-			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: providers.PortName(c.lab.Name, n.Name, i), Bridge: ifc.Bridge, Addr: ifc.Addr, Addr6: ifc.Addr6, Floating: c.lab.FloatingOn(n, ifc.Network)})
+			if names == nil {
+				// Its ports are named when it starts: its anti-spoofing
+				// rules come then (refreshPorts); its guard holds now.
+				break
+			}
+			p.Ports = append(p.Ports, network.Port{Node: n.Name, Name: names[i], Bridge: ifc.Bridge, Addr: ifc.Addr, Addr6: ifc.Addr6, Floating: c.lab.FloatingOn(n, ifc.Network)})
 			if n.Spec.HasFirewall() {
 				p.Bridges[ifc.Bridge] = true
 			}
@@ -109,6 +115,45 @@ func (c *call) addrsOf(name string) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// nodePorts are the host-side interfaces of a node's count interfaces:
+// as its provider named them when it started (providers.PortNamer; nil
+// while it is not running), else PortName's.
+func (c *call) nodePorts(node string, count int) []string {
+	rec, provider := c.st.Nodes[node], ""
+	if rec != nil {
+		provider = rec.Provider
+	} else if n := c.lab.Node(node); n != nil {
+		provider = n.Provider
+	}
+	if p, err := c.e.provider(provider); err == nil {
+		if pn, ok := p.(providers.PortNamer); ok && pn.NamesPorts() {
+			if rec == nil {
+				return nil // not made yet
+			}
+			names, err := pn.Ports(c.ctx, c.e.recordTarget(c.st, rec), count)
+			if err != nil || len(names) < count {
+				return nil
+			}
+			return names
+		}
+	}
+	out := make([]string, count)
+	for i := range out {
+		out[i] = providers.PortName(c.st.Lab, node, i)
+	}
+	return out
+}
+
+// refreshPorts applies the policy again once nodes whose ports are named
+// when they start have started: their anti-spoofing rules name the new
+// ports. (Until then the policy's address rules guard them.)
+func (c *call) refreshPorts() error {
+	if !c.portsMoved.Swap(false) {
+		return nil
+	}
+	return c.applyPolicy()
 }
 
 // applyPolicy puts the policy in force and records what each guarded node

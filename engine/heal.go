@@ -116,7 +116,14 @@ func (c *call) restart(name string) error {
 	boot, _ := c.lab.Topology.Timeouts()
 	ctx, cancel := context.WithTimeout(c.ctx, boot)
 	defer cancel()
-	return p.Start(ctx, n)
+	if err := p.Start(ctx, n); err != nil {
+		return err
+	}
+	if pn, ok := p.(providers.PortNamer); ok && pn.NamesPorts() {
+		c.portsMoved.Store(true)
+		return c.refreshPorts()
+	}
+	return nil
 }
 
 // dropFaultsOf forgets the faults on nodes that are being destroyed (a
@@ -150,11 +157,8 @@ func (c *call) dropFaultsOf(nodes []string) error {
 // may no longer be in the lab file).
 func (c *call) portsOfRecord(node string) []string {
 	rec := c.st.Nodes[node]
-	var out []string
-	if rec != nil {
-		for i := range rec.Addresses {
-			out = append(out, providers.PortName(c.st.Lab, node, i))
-		}
+	if rec == nil {
+		return nil
 	}
-	return out
+	return c.nodePorts(node, len(rec.Addresses))
 }

@@ -68,6 +68,9 @@ func (e *Engine) SnapshotRestore(ctx context.Context, top *topology.Topology, na
 	if err := c.restoreNodes(snap, nodes); err != nil {
 		return err
 	}
+	if err := c.refreshPorts(); err != nil {
+		return err
+	}
 	c.emit("", PhaseSnapshot, "restored %s: %d nodes (%.2fs)", name, len(nodes), time.Since(t).Seconds())
 	return nil
 }

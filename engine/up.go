@@ -61,6 +61,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	if ctx.Err() != nil {
 		return p, err
 	}
+	if perr := c.refreshPorts(); perr != nil && err == nil {
+		err = perr
+	}
 	// Forwards go to nodes that run, even when some others failed; a
 	// role's alias answers with those that run now.
 	if ferr := c.syncForwards(); ferr != nil && err == nil {

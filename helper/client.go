@@ -78,21 +78,16 @@ func (c *Client) Preflight(ctx context.Context, lab string, n network.Net) error
 	return c.look.Preflight(ctx, lab, n)
 }
 
-// ErrPolicy: the helper does not yet put a lab's firewall or partitions in
-// force for a user.
-var ErrPolicy = errors.New("firewall rules and partitions need root for now (lab without root, #20): run this lab as root")
-
-// ApplyPolicy refuses a policy with rules or cuts; a lab without them has
-// nothing to apply (its bridges' drop rules are made with them).
-func (c *Client) ApplyPolicy(_ context.Context, p network.Policy) error {
-	if len(p.Guards) > 0 || len(p.Cuts) > 0 {
-		return ErrPolicy
-	}
-	return nil
+// ApplyPolicy puts the lab's firewall, anti-spoofing and partitions in
+// force (op policy).
+func (c *Client) ApplyPolicy(ctx context.Context, p network.Policy) error {
+	return c.call(ctx, Request{Op: "policy", Lab: p.Lab, Policy: &p})
 }
 
-// RemoveLab: a user's lab has no table of its own to remove.
-func (c *Client) RemoveLab(context.Context, string) error { return nil }
+// RemoveLab lifts them (op clear).
+func (c *Client) RemoveLab(ctx context.Context, lab string) error {
+	return c.call(ctx, Request{Op: "clear", Lab: lab})
+}
 
 // call runs the helper with one request.
 func (c *Client) call(ctx context.Context, req Request) error {
@@ -110,6 +105,9 @@ func (c *Client) call(ctx context.Context, req Request) error {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {
 			msg = err.Error()
+		}
+		if req.Op == "policy" || req.Op == "clear" {
+			return fmt.Errorf("firewall of lab %s: %s", req.Lab, msg)
 		}
 		return fmt.Errorf("network %d of lab %s: %s", req.Index, req.Lab, msg)
 	}

@@ -56,12 +56,16 @@ func TestClientAsksTheHelper(t *testing.T) {
 	assert.Error(t, c.SetHosts("br0", ""), "not a lab's bridge")
 }
 
-func TestClientRefusesPoliciesItCannotApply(t *testing.T) {
-	c, _ := fakeHelper(t)
+func TestClientAsksForThePolicy(t *testing.T) {
+	c, requests := fakeHelper(t)
 	ctx := context.Background()
-	assert.NoError(t, c.ApplyPolicy(ctx, network.Policy{Lab: "l", Ports: []network.Port{{Node: "a1"}}}))
-	assert.ErrorIs(t, c.ApplyPolicy(ctx, network.Policy{Lab: "l", Guards: []network.Guard{{Node: "a1"}}}), ErrPolicy)
-	assert.ErrorIs(t, c.ApplyPolicy(ctx, network.Policy{Lab: "l", Cuts: []network.Cut{{}}}), ErrPolicy)
+	p := network.Policy{Lab: "l", Ports: []network.Port{{Node: "a1", Name: "veth1000_abcd", Bridge: "lab-l-0", Addr: netip.MustParseAddr("10.97.9.11")}}}
+	require.NoError(t, c.ApplyPolicy(ctx, p))
+	require.NoError(t, c.RemoveLab(ctx, "l"))
+	got := requests()
+	require.Len(t, got, 2)
+	assert.Equal(t, Request{Op: "policy", Lab: "l", Policy: &p}, got[0])
+	assert.Equal(t, Request{Op: "clear", Lab: "l"}, got[1])
 }
 
 func TestClientSaysHowToSetUp(t *testing.T) {

@@ -40,7 +40,7 @@ const MaxRequest = 1 << 20
 const MaxHosts = 4096
 
 // Ops are what a request may ask.
-var Ops = []string{"up", "hosts", "down"}
+var Ops = []string{"up", "hosts", "down", "policy", "clear"}
 
 // Request is what a user asks of the helper, as JSON on its standard input.
 type Request struct {
@@ -51,6 +51,9 @@ type Request struct {
 	Subnet6 string `json:"subnet6,omitempty"` // up: its IPv6 /64, if it has one
 	Domain  string `json:"domain,omitempty"`  // up: the domain dnsmasq answers for
 	Hosts   []Host `json:"hosts,omitempty"`   // up, hosts: the names dnsmasq answers
+	// policy: the lab's firewall, anti-spoofing and partitions (checked by
+	// CheckPolicy against what the lab has on the host). clear lifts them.
+	Policy *network.Policy `json:"policy,omitempty"`
 }
 
 // Host is one address and its names.
@@ -111,7 +114,7 @@ func (req *Request) Net() (network.Net, error) {
 	if len(n.Bridge) > 15 {
 		return network.Net{}, fmt.Errorf("lab %q: its bridge %s is longer than an interface name may be (15)", req.Lab, n.Bridge)
 	}
-	if req.Op == "down" {
+	if req.Op == "down" || req.Op == "clear" || req.Op == "policy" {
 		return n, nil
 	}
 	if req.Op == "up" {

@@ -197,6 +197,16 @@ func WaitSystemd(ctx context.Context, p Provider, n Node, poll time.Duration) er
 	}
 }
 
+// PortNamer is a provider whose nodes' host-side interfaces are named
+// when they start, not by PortName: liblxc's lxc-user-nic names a user's
+// veths itself. NamesPorts tells whether it does (for this run of lab);
+// Ports lists a running node's first count, in the order of its
+// interfaces.
+type PortNamer interface {
+	NamesPorts() bool
+	Ports(ctx context.Context, n Node, count int) ([]string, error)
+}
+
 // PortName is the host-side interface of a node's i-th network interface
 // (the veth of a container, the tap of a VM): fixed, so that the host's
 // firewall and fault rules can name it before the node starts, and short

@@ -18,11 +18,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,6 +83,19 @@ func run() error {
 			return fmt.Errorf("lab %s: network %d is not one of yours that is up", req.Lab, req.Index)
 		}
 		return m.SetHosts(n.Bridge, req.HostsFile())
+	case "policy":
+		if owners.Owner(req.Lab) != uid {
+			return fmt.Errorf("lab %s: not one of yours that is up", req.Lab)
+		}
+		if err := helper.CheckPolicy(req.Policy, req.Lab, labNets(req.Lab)); err != nil {
+			return err
+		}
+		return network.ApplyPolicy(ctx, *req.Policy)
+	case "clear":
+		if owners.Owner(req.Lab) != uid {
+			return owners.Check(req.Lab, uid) // nobody's: nothing to lift
+		}
+		return network.RemoveLab(ctx, req.Lab)
 	default:
 		return down(ctx, owners, m, u, req.Lab, n.Bridge)
 	}
@@ -143,6 +159,9 @@ func down(ctx context.Context, owners helper.Owners, m *network.Manager, u *user
 			return nil // the lab has networks left: still the user's
 		}
 	}
+	if err := network.RemoveLab(ctx, lab); err != nil { // its firewall, if it had one
+		return err
+	}
 	return owners.Release(lab, uid)
 }
 
@@ -157,4 +176,37 @@ func labExists(ctx context.Context) func(string) bool {
 		}
 		return slices.Contains(network.FindTables(ctx), lab)
 	}
+}
+
+// labNets are the lab's bridges on the host, with their subnets, and how
+// to tell which bridge a port is on.
+func labNets(lab string) helper.LabNets {
+	nets := helper.LabNets{Subnets: map[string][]netip.Prefix{}, Master: func(port string) string {
+		if strings.ContainsAny(port, "/.") || port == "" {
+			return ""
+		}
+		target, err := os.Readlink(filepath.Join("/sys/class/net", port, "master"))
+		if err != nil {
+			return ""
+		}
+		return filepath.Base(target)
+	}}
+	for _, b := range network.FindBridges() {
+		if b.Lab != lab {
+			continue
+		}
+		ifc, err := net.InterfaceByName(b.Bridge)
+		if err != nil {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		var ps []netip.Prefix
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+				ps = append(ps, p.Masked())
+			}
+		}
+		nets.Subnets[b.Bridge] = ps
+	}
+	return nets
 }

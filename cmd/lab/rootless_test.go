@@ -16,6 +16,7 @@ import (
 
 	"github.com/labctl/lab/host"
 	"github.com/labctl/lab/labtest"
+	"github.com/labctl/lab/network"
 )
 
 const rootlessLab = `name: %s
@@ -25,19 +26,24 @@ nodes:
   - role: db
     provision:
       - shell: scripts/db.sh
+    firewall:
+      - allow: {from: [web], icmp: true}
   - role: web
     after: [db]
     provision:
       - shell: scripts/web.sh
     health:
       - command: ping -c1 -W2 db1
+  - role: other
 `
 
-// A user set up by lab host setup brings up a two-node lab without sudo:
+// A user set up by lab host setup brings up a lab without sudo:
 // its own image (bootstrapped in its user namespace), unprivileged nodes
 // whose root is its subordinate range, provisioned in order, on a network
 // the helper made, resolving each other by name; it runs commands in
-// them, and destroy leaves nothing behind.
+// them, its firewall and partitions hold (the helper's nftables rules name
+// the veths lxc-user-nic made, again after a node restarts), snapshots
+// save and restore, and destroy leaves nothing behind.
 func rootlessLabAsUser(t *testing.T, user string) {
 	u, err := host.LookupUser(user)
 	require.NoError(t, err)
@@ -101,6 +107,45 @@ func rootlessLabAsUser(t *testing.T, user string) {
 	hosts, code := run("exec", "web1", "--", "getent", "ahostsv4", "db1")
 	require.Equal(t, 0, code, hosts)
 	assert.Contains(t, hosts, "10.97.54.11")
+
+	// The firewall: db1 answers web1 only; its rules name the user's veths.
+	_, code = run("exec", "web1", "--", "ping", "-c1", "-W2", "db1")
+	assert.Equal(t, 0, code, "web may ping db")
+	_, code = run("exec", "other1", "--", "ping", "-c1", "-W1", "db1")
+	assert.NotEqual(t, 0, code, "other may not")
+	portsGuarded := func(what string) {
+		links, err := exec.Command("ip", "-o", "link", "show", "master", "lab-"+name+"-0").Output()
+		require.NoError(t, err)
+		rules, err := exec.Command("nft", "list", "table", "bridge", network.Table(name)).CombinedOutput()
+		require.NoError(t, err, "%s", rules)
+		n := 0
+		for _, l := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+			port, _, _ := strings.Cut(strings.Fields(l)[1], "@")
+			assert.Contains(t, string(rules), `iifname "`+port+`"`, "%s: port %s sends only as its node", what, port)
+			n++
+		}
+		assert.Equal(t, 3, n, "%s: one port per node", what)
+	}
+	portsGuarded("after up")
+
+	// Faults: a partition cuts, heal restores; a killed node comes back
+	// on a new veth, and its rules follow.
+	f, code := run("fault", "partition", "db1", "web1")
+	require.Equal(t, 0, code, f)
+	_, code = run("exec", "web1", "--", "ping", "-c1", "-W1", "db1")
+	assert.NotEqual(t, 0, code, "partitioned")
+	out, code = run("fault", "heal", strings.Fields(f)[0])
+	require.Equal(t, 0, code, out)
+	_, code = run("exec", "web1", "--", "ping", "-c1", "-W2", "db1")
+	assert.Equal(t, 0, code, "healed")
+	f, code = run("fault", "kill", "other1")
+	require.Equal(t, 0, code, f)
+	out, code = run("fault", "heal", strings.Fields(f)[0])
+	require.Equal(t, 0, code, out)
+	portsGuarded("after other1 restarted")
+	out, code = run("fault", "delay", "db1", "10ms")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, out, "fault delay: needs root for now")
 
 	// The host's kernel and disks are out of reach.
 	watches, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")

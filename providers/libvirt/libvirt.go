@@ -63,6 +63,9 @@ func (p *Provider) dirs() Paths {
 
 func init() {
 	providers.Register("libvirt", func(cfg providers.Config) (providers.Provider, error) {
+		if os.Geteuid() != 0 && !cfg.ReadOnly {
+			return nil, errors.New("VM nodes (provider: libvirt) need root for now: lab without root runs container nodes")
+		}
 		return &Provider{accel: cfg.Accel, log: os.Stderr, readOnly: cfg.ReadOnly}, nil
 	})
 }

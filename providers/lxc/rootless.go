@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	golxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/lab/host"
@@ -118,4 +121,39 @@ func (p *Provider) removeDir(ctx context.Context, n providers.Node) error {
 		return os.RemoveAll(p.dir(n))
 	}
 	return p.rl.removeAll(ctx, p.dir(n))
+}
+
+// NamesPorts: a user's veths are named by lxc-user-nic (veth<uid>_XXXX),
+// not by providers.PortName.
+func (p *Provider) NamesPorts() bool { return p.rl != nil }
+
+// Ports are a running node's host-side veths: the peer (iflink) of each of
+// its interfaces, read through its init's root. Empty when it is stopped.
+func (p *Provider) Ports(_ context.Context, n providers.Node, count int) ([]string, error) {
+	c, err := p.container(n)
+	if err != nil {
+		return nil, err
+	}
+	pid := c.InitPid()
+	golxc.Release(c)
+	if pid <= 0 {
+		return nil, nil
+	}
+	var out []string
+	for i := 0; i < count; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/sys/class/net/eth%d/iflink", pid, i))
+		if err != nil {
+			return nil, fmt.Errorf("node %s: eth%d: %w", n.Name, i, err)
+		}
+		idx, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("node %s: eth%d: iflink %q", n.Name, i, b)
+		}
+		ifc, err := net.InterfaceByIndex(idx)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: eth%d: its host side: %w", n.Name, i, err)
+		}
+		out = append(out, ifc.Name)
+	}
+	return out, nil
 }

@@ -1,0 +1,115 @@
+package helper
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"github.com/labctl/lab/network"
+	"github.com/labctl/lab/topology"
+)
+
+// LabNets is what the helper finds on the host of a user's lab: its
+// bridges with their subnets, and which bridge a port is on.
+type LabNets struct {
+	Subnets map[string][]netip.Prefix // bridge: its subnets
+	Master  func(port string) string  // the bridge a port is attached to, "" if none
+}
+
+var (
+	nodeRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	portsRe = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?$`)
+	cutRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+// CheckPolicy checks a lab's firewall and partitions before the helper
+// renders them: everything it names is the lab's. Ports are interfaces on
+// the lab's bridges (the anti-spoofing rules of one match only what
+// enters from it), guarded and partitioned addresses are in the lab's
+// subnets (a rule cannot reach the host's other traffic), and every name
+// that goes into a rule is a node's or a fault's.
+func CheckPolicy(p *network.Policy, lab string, nets LabNets) error {
+	if p == nil {
+		return errors.New("policy: missing")
+	}
+	if p.Lab != lab {
+		return fmt.Errorf("policy: of lab %q, asked for %q", topology.Cut(p.Lab), lab)
+	}
+	for br := range p.Bridges {
+		if _, ok := nets.Subnets[br]; !ok {
+			return fmt.Errorf("policy: bridge %q is not one of lab %s's", topology.Cut(br), lab)
+		}
+	}
+	in := func(a netip.Addr, bridge string) bool {
+		for br, ps := range nets.Subnets {
+			for _, s := range ps {
+				if (bridge == "" || br == bridge) && s.Contains(a) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i, pt := range p.Ports {
+		where := fmt.Sprintf("policy: ports[%d]", i)
+		if !nodeRe.MatchString(pt.Node) {
+			return fmt.Errorf("%s: %q is not a node's name", where, topology.Cut(pt.Node))
+		}
+		if _, ok := nets.Subnets[pt.Bridge]; !ok || nets.Master(pt.Name) != pt.Bridge {
+			return fmt.Errorf("%s: %q is not a port on lab %s's bridge %q", where, topology.Cut(pt.Name), lab, topology.Cut(pt.Bridge))
+		}
+		if !in(pt.Addr, pt.Bridge) || (pt.Addr6.IsValid() && !in(pt.Addr6, pt.Bridge)) {
+			return fmt.Errorf("%s: an address not in its network", where)
+		}
+		if err := allIn(pt.Floating, in, where+".floating"); err != nil {
+			return err
+		}
+	}
+	for i, g := range p.Guards {
+		where := fmt.Sprintf("policy: guards[%d]", i)
+		if !nodeRe.MatchString(g.Node) {
+			return fmt.Errorf("%s: %q is not a node's name", where, topology.Cut(g.Node))
+		}
+		addrs := append([]netip.Addr{g.Addr}, g.Floating...)
+		if g.Addr6.IsValid() {
+			addrs = append(addrs, g.Addr6)
+		}
+		if err := allIn(addrs, in, where); err != nil {
+			return err
+		}
+		for j, a := range g.Allow {
+			for _, ps := range [][]string{a.TCP, a.UDP} {
+				for _, port := range ps {
+					if !portsRe.MatchString(port) {
+						return fmt.Errorf("%s.allow[%d]: %q is not a port or a range", where, j, topology.Cut(port))
+					}
+				}
+			}
+			for _, f := range a.From {
+				if !f.IsValid() {
+					return fmt.Errorf("%s.allow[%d]: an invalid source", where, j)
+				}
+			}
+		}
+	}
+	for i, c := range p.Cuts {
+		where := fmt.Sprintf("policy: cuts[%d]", i)
+		if !cutRe.MatchString(c.ID) {
+			return fmt.Errorf("%s: %q is not a fault's id", where, topology.Cut(c.ID))
+		}
+		if err := allIn(append(append([]netip.Addr(nil), c.From...), c.To...), in, where); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func allIn(addrs []netip.Addr, in func(netip.Addr, string) bool, where string) error {
+	for _, a := range addrs {
+		if !in(a, "") {
+			return fmt.Errorf("%s: %s is not in the lab's networks", where, a)
+		}
+	}
+	return nil
+}
