@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,18 +18,8 @@ import (
 // newuidmap), and moves itself into the cgroups it was given; --remove
 // takes the group and the cgroups back.
 func TestIntegrationHostSetupUser(t *testing.T) {
-	labtest.Integration(t)
-	name := fmt.Sprintf("labt%d", os.Getpid()%100000)
-	out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput()
-	require.NoError(t, err, "useradd: %s", out)
-	t.Cleanup(func() {
-		for _, d := range cgroupsOf(name) {
-			_ = os.Remove(d)
-		}
-		if out, err := exec.Command("userdel", "--remove", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
+	usr := labtest.NewUser(t, "labt")
+	name := usr.Name
 	as := func(script string) (string, error) {
 		cmd := exec.Command("runuser", "-u", name, "--", "sh", "-c", script)
 		cmd.Dir = "/"
@@ -39,15 +27,8 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 		return string(b), err
 	}
 
-	if _, err := os.Stat(host.HelperPath); err != nil {
-		t.Cleanup(func() { // installed by this test: not left
-			_ = os.Remove(host.HelperPath)
-			_ = os.Remove(filepath.Dir(host.HelperPath))
-		})
-	}
 	lab := labtest.Binary(t)
-	b, err := exec.Command(lab, "host", "setup", "--user", name).CombinedOutput()
-	require.NoError(t, err, "%s", b)
+	b := []byte(usr.Setup())
 	assert.Contains(t, string(b), "group lab: added "+name)
 	assert.Regexp(t, `ids: `+name+` (has|added) [0-9]+-[0-9]+ in /etc/subuid`, string(b))
 	assert.Contains(t, string(b), "cgroups: "+name+" owns lab-"+name)
@@ -66,7 +47,7 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		t.Skip("the rest is about the cgroups a host without systemd gives the user")
 	}
-	dirs := cgroupsOf(name)
+	dirs := labtest.Cgroups(name)
 	require.NotEmpty(t, dirs)
 	c, err := as(`for d in /sys/fs/cgroup/*/lab-` + name + `; do echo $$ > $d/cgroup.procs || exit 1; done; cat /proc/self/cgroup`)
 	require.NoError(t, err, c)
@@ -79,11 +60,11 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	assert.Contains(t, string(b), "network helper: "+host.HelperPath+" is installed")
 
 	t.Run("network helper", func(t *testing.T) { helperAsUser(t, name) })
-	t.Run("a lab without root", func(t *testing.T) { rootlessLabAsUser(t, name) })
+	t.Run("a lab without root", func(t *testing.T) { rootlessLabAsUser(t, usr) })
 
 	b, err = exec.Command(lab, "host", "setup", "--user", name, "--remove").CombinedOutput()
 	require.NoError(t, err, "%s", b)
-	assert.Empty(t, cgroupsOf(name))
+	assert.Empty(t, labtest.Cgroups(name))
 	groups, err = exec.Command("id", "-nG", name).Output()
 	require.NoError(t, err)
 	assert.NotContains(t, strings.Fields(string(groups)), "lab")
@@ -97,9 +78,4 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	b, err = exec.Command(lab, "host", "setup", "--user", "nosuch-"+name).CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(b), `user "nosuch-`+name+`": no such user on this machine`)
-}
-
-func cgroupsOf(user string) []string {
-	found, _ := filepath.Glob("/sys/fs/cgroup/*/lab-" + user)
-	return found
 }

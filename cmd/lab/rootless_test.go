@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,7 +45,8 @@ nodes:
 // them, its firewall and partitions hold (the helper's nftables rules name
 // the veths lxc-user-nic made, again after a node restarts), snapshots
 // save and restore, and destroy leaves nothing behind.
-func rootlessLabAsUser(t *testing.T, user string) {
+func rootlessLabAsUser(t *testing.T, usr *labtest.User) {
+	user := usr.Name
 	u, err := host.LookupUser(user)
 	require.NoError(t, err)
 	start, _, err := u.Range()
@@ -56,27 +58,8 @@ func rootlessLabAsUser(t *testing.T, user string) {
 		"scripts/db.sh":  "echo hello > /root/db\nid -u\n",
 		"scripts/web.sh": "getent hosts db1\n",
 	}
-	for f, text := range files {
-		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644))
-	}
-	b, err := exec.Command("chown", "-R", user+":", dir).CombinedOutput()
-	require.NoError(t, err, "%s", b)
-	bin := labtest.Binary(t)
-	run := func(args ...string) (string, int) {
-		argv := append([]string{"-u", user, "--", "env", "-i", "HOME=/home/" + user, "USER=" + user,
-			"PATH=/usr/sbin:/usr/bin:/sbin:/bin", bin}, args...)
-		cmd := exec.Command("runuser", argv...)
-		cmd.Dir = dir
-		b, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			code = -1
-		}
-		return string(b), code
-	}
+	usr.Write(dir, files)
+	run := func(args ...string) (string, int) { return usr.Lab(dir, args...) }
 	t.Cleanup(func() {
 		if out, code := run("destroy"); code != 0 {
 			t.Errorf("destroy: %s", out)
@@ -114,8 +97,15 @@ func rootlessLabAsUser(t *testing.T, user string) {
 	_, code = run("exec", "other1", "--", "ping", "-c1", "-W1", "db1")
 	assert.NotEqual(t, 0, code, "other may not")
 	portsGuarded := func(what string) {
-		links, err := exec.Command("ip", "-o", "link", "show", "master", "lab-"+name+"-0").Output()
-		require.NoError(t, err)
+		var links []byte
+		for i := 0; i < 50; i++ { // a stopped node's veth goes with its namespace, which the kernel ends a moment later
+			links, err = exec.Command("ip", "-o", "link", "show", "master", "lab-"+name+"-0").Output()
+			require.NoError(t, err)
+			if strings.Count(strings.TrimSpace(string(links)), "\n") == 2 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		rules, err := exec.Command("nft", "list", "table", "bridge", network.Table(name)).CombinedOutput()
 		require.NoError(t, err, "%s", rules)
 		n := 0
