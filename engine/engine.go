@@ -43,6 +43,14 @@ type Networks interface {
 	RemoveLab(ctx context.Context, lab string) error
 }
 
+// Delays is a Networks that runs faults' delay lines itself (the network
+// helper, for a user that is not root); without it the engine runs them
+// through package network.
+type Delays interface {
+	StartDelay(ctx context.Context, lab, id string, ports []string, from []netip.Addr, d network.Delay, logDir string) (int, error)
+	StopDelay(ctx context.Context, lab, id string, ports []string, pid int) error
+}
+
 // Provisioner runs a node's provisioning steps and health checks, through
 // a request type that provisioning owns.
 type Provisioner interface {

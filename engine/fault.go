@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -182,10 +181,6 @@ func (c *call) checkPartition(f *state.Fault, r FaultRequest) error {
 func (c *call) checkDelay(f *state.Fault, r FaultRequest) error {
 	d := r.Delay
 	switch {
-	case os.Geteuid() != 0:
-		// A delay line is a process with a tap and a raw socket on the
-		// host: the network helper does not run one for a user yet.
-		return usagef("fault delay: needs root for now (lab without root runs partition, pause and kill)")
 	case d.Delay < 0 || d.Jitter < 0:
 		return usagef("fault delay: a delay cannot be negative")
 	case d.Loss < 0 || d.Loss > 1:
@@ -262,7 +257,11 @@ func (c *call) startDelay(f *state.Fault, d network.Delay) error {
 	if to := f.Params["to"]; to != "" {
 		from = c.addrsOf(to)
 	}
-	pid, err := network.StartDelayLine(c.ctx, c.lab.Name, f.ID, c.ports(f.Nodes[0]), from, d, c.e.Store.LogDir())
+	start := network.StartDelayLine
+	if dl, ok := c.e.Networks.(Delays); ok {
+		start = dl.StartDelay
+	}
+	pid, err := start(c.ctx, c.lab.Name, f.ID, c.ports(f.Nodes[0]), from, d, c.e.Store.LogDir())
 	if err != nil {
 		return err
 	}

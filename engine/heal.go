@@ -82,7 +82,7 @@ func (c *call) heal(f *state.Fault) error {
 		}
 		return err
 	case FaultDelay:
-		err = network.StopDelayLine(c.ctx, c.st.Lab, f.ID, c.ports(f.Nodes[0]), f.PID)
+		err = c.stopDelay(f.ID, c.ports(f.Nodes[0]), f.PID)
 	case FaultPause:
 		p, n, perr := c.nodeProvider(f.Nodes[0])
 		if perr != nil {
@@ -101,6 +101,14 @@ func (c *call) heal(f *state.Fault) error {
 		return err
 	}
 	return c.syncDNS() // a role's alias answers with the node again
+}
+
+// stopDelay ends a delay line: through the Networks when it runs them.
+func (c *call) stopDelay(id string, ports []string, pid int) error {
+	if dl, ok := c.e.Networks.(Delays); ok {
+		return dl.StopDelay(c.ctx, c.st.Lab, id, ports, pid)
+	}
+	return network.StopDelayLine(c.ctx, c.st.Lab, id, ports, pid)
 }
 
 // restart boots a killed node again, within the boot timeout.
@@ -142,7 +150,7 @@ func (c *call) dropFaultsOf(nodes []string) error {
 			continue
 		}
 		if f.Kind == FaultDelay {
-			_ = network.StopDelayLine(c.ctx, c.st.Lab, f.ID, c.portsOfRecord(f.Nodes[0]), f.PID)
+			_ = c.stopDelay(f.ID, c.portsOfRecord(f.Nodes[0]), f.PID)
 		}
 		id := f.ID
 		if err := c.update(func() { delete(c.st.Faults, id) }); err != nil {

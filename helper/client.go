@@ -89,29 +89,60 @@ func (c *Client) RemoveLab(ctx context.Context, lab string) error {
 	return c.call(ctx, Request{Op: "clear", Lab: lab})
 }
 
+// StartDelay starts a fault's delay line on a node's ports (op delay):
+// its PID.
+func (c *Client) StartDelay(ctx context.Context, lab, id string, ports []string, from []netip.Addr, d network.Delay, _ string) (int, error) {
+	out, err := c.run(ctx, Request{Op: "delay", Lab: lab, Fault: id, Ports: ports, From: from, Delay: &d})
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		return 0, fmt.Errorf("fault %s: the helper said %q, not a PID", id, out)
+	}
+	return pid, nil
+}
+
+// StopDelay ends it (op undelay).
+func (c *Client) StopDelay(ctx context.Context, lab, id string, ports []string, pid int) error {
+	_, err := c.run(ctx, Request{Op: "undelay", Lab: lab, Fault: id, Ports: ports, PID: pid})
+	return err
+}
+
 // call runs the helper with one request.
 func (c *Client) call(ctx context.Context, req Request) error {
+	_, err := c.run(ctx, req)
+	return err
+}
+
+// run runs the helper with one request: what it printed.
+func (c *Client) run(ctx context.Context, req Request) (string, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cmd := exec.CommandContext(ctx, c.Path)
 	cmd.Stdin = bytes.NewReader(b)
-	out, err := cmd.CombinedOutput()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("network helper %s: %w: run sudo lab host setup --user $USER", c.Path, err)
+		return "", fmt.Errorf("network helper %s: %w: run sudo lab host setup --user $USER", c.Path, err)
 	}
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
+		msg := strings.TrimSpace(stderr.String() + stdout.String())
 		if msg == "" {
 			msg = err.Error()
 		}
-		if req.Op == "policy" || req.Op == "clear" {
-			return fmt.Errorf("firewall of lab %s: %s", req.Lab, msg)
+		switch req.Op {
+		case "policy", "clear":
+			return "", fmt.Errorf("firewall of lab %s: %s", req.Lab, msg)
+		case "delay", "undelay":
+			return "", fmt.Errorf("fault %s: delay line: %s", req.Fault, msg)
 		}
-		return fmt.Errorf("network %d of lab %s: %s", req.Index, req.Lab, msg)
+		return "", fmt.Errorf("network %d of lab %s: %s", req.Index, req.Lab, msg)
 	}
-	return nil
+	return stdout.String(), nil
 }
 
 // index is the index of a lab's bridge (lab-LAB-N).

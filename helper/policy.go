@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"time"
 
 	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/topology"
@@ -110,6 +111,55 @@ func allIn(addrs []netip.Addr, in func(netip.Addr, string) bool, where string) e
 		if !in(a, "") {
 			return fmt.Errorf("%s: %s is not in the lab's networks", where, a)
 		}
+	}
+	return nil
+}
+
+// MaxDelay bounds a delay line's delay and jitter, as lab fault delay does.
+const MaxDelay = time.Minute
+
+// CheckDelay checks a delay or undelay request: a fault's id, ports on the
+// lab's bridges, sources in its subnets, and a delay within bounds.
+func CheckDelay(req *Request, nets LabNets) error {
+	if !cutRe.MatchString(req.Fault) {
+		return fmt.Errorf("delay: %q is not a fault's id", topology.Cut(req.Fault))
+	}
+	if len(req.Ports) == 0 || len(req.Ports) > 16 {
+		return fmt.Errorf("delay: %d ports: want 1 to 16", len(req.Ports))
+	}
+	for _, p := range req.Ports {
+		br := nets.Master(p)
+		if _, ok := nets.Subnets[br]; !ok || br == "" {
+			return fmt.Errorf("delay: %q is not a port on one of lab %s's bridges", topology.Cut(p), req.Lab)
+		}
+	}
+	in := func(a netip.Addr, _ string) bool {
+		for _, ps := range nets.Subnets {
+			for _, s := range ps {
+				if s.Contains(a) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if err := allIn(req.From, in, "delay: from"); err != nil {
+		return err
+	}
+	if req.Op == "undelay" {
+		if req.PID < 0 {
+			return fmt.Errorf("delay: pid %d", req.PID)
+		}
+		return nil
+	}
+	d := req.Delay
+	switch {
+	case d == nil:
+		return errors.New("delay: missing")
+	case d.Delay < 0 || d.Jitter < 0 || d.Delay > MaxDelay || d.Jitter > MaxDelay:
+		return fmt.Errorf("delay: want 0 to %s", MaxDelay)
+	case d.Loss < 0 || d.Loss > 1 || d.Rate < 0:
+		return errors.New("delay: loss is a share from 0 to 1, rate at least 0")
 	}
 	return nil
 }

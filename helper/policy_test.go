@@ -3,6 +3,7 @@ package helper
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,4 +67,33 @@ func TestCheckPolicyRefusesWhatIsNotTheLabs(t *testing.T) {
 		})
 	}
 	assert.Error(t, CheckPolicy(nil, "l", testNets()))
+}
+
+func TestCheckDelay(t *testing.T) {
+	ok := func() *Request {
+		return &Request{Op: "delay", Lab: "l", Fault: "f1", Ports: []string{"veth1000_ab"}, From: []netip.Addr{netip.MustParseAddr("10.97.9.12")},
+			Delay: &network.Delay{Delay: 100 * time.Millisecond}}
+	}
+	require.NoError(t, CheckDelay(ok(), testNets()))
+	for name, tc := range map[string]struct {
+		change func(r *Request)
+		want   string
+	}{
+		"the host's interface":   {func(r *Request) { r.Ports = []string{"eth0"} }, `"eth0" is not a port`},
+		"another lab's port":     {func(r *Request) { r.Ports = []string{"veth0_other"} }, `"veth0_other" is not a port`},
+		"a source elsewhere":     {func(r *Request) { r.From = []netip.Addr{netip.MustParseAddr("192.168.1.1")} }, "not in the lab's networks"},
+		"a rule in a fault's id": {func(r *Request) { r.Fault = `f1 accept` }, "is not a fault's id"},
+		"no ports":               {func(r *Request) { r.Ports = nil }, "0 ports"},
+		"an hour":                {func(r *Request) { r.Delay.Delay = time.Hour }, "want 0 to 1m0s"},
+		"more than all":          {func(r *Request) { r.Delay.Loss = 2 }, "loss is a share"},
+		"no delay":               {func(r *Request) { r.Delay = nil }, "delay: missing"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := ok()
+			tc.change(r)
+			err := CheckDelay(r, testNets())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

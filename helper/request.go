@@ -40,7 +40,7 @@ const MaxRequest = 1 << 20
 const MaxHosts = 4096
 
 // Ops are what a request may ask.
-var Ops = []string{"up", "hosts", "down", "policy", "clear"}
+var Ops = []string{"up", "hosts", "down", "policy", "clear", "delay", "undelay"}
 
 // Request is what a user asks of the helper, as JSON on its standard input.
 type Request struct {
@@ -54,6 +54,14 @@ type Request struct {
 	// policy: the lab's firewall, anti-spoofing and partitions (checked by
 	// CheckPolicy against what the lab has on the host). clear lifts them.
 	Policy *network.Policy `json:"policy,omitempty"`
+	// delay, undelay: a fault's delay line on a node's ports (checked by
+	// CheckDelay), for frames from From (all when empty); undelay ends
+	// the line PID.
+	Fault string         `json:"fault,omitempty"`
+	Ports []string       `json:"ports,omitempty"`
+	From  []netip.Addr   `json:"from,omitempty"`
+	Delay *network.Delay `json:"delay,omitempty"`
+	PID   int            `json:"pid,omitempty"`
 }
 
 // Host is one address and its names.
@@ -114,7 +122,7 @@ func (req *Request) Net() (network.Net, error) {
 	if len(n.Bridge) > 15 {
 		return network.Net{}, fmt.Errorf("lab %q: its bridge %s is longer than an interface name may be (15)", req.Lab, n.Bridge)
 	}
-	if req.Op == "down" || req.Op == "clear" || req.Op == "policy" {
+	if req.Op != "up" && req.Op != "hosts" {
 		return n, nil
 	}
 	if req.Op == "up" {

@@ -9,6 +9,10 @@
 //	       (/etc/lxc/lxc-usernet, for liblxc's lxc-user-nic)
 //	hosts  replace the names the network's dnsmasq serves
 //	down   take the network down; the lab's last one forgets its owner
+//	policy put the lab's firewall, anti-spoofing and partitions in force
+//	clear  lift them, and end its delay lines
+//	delay  start a fault's delay line on a node's ports (prints its PID);
+//	       undelay ends it
 //
 // It trusts nothing of its caller's environment: it runs with a fixed PATH
 // from /, and never takes a path, a name of a bridge or a command.
@@ -17,10 +21,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -34,6 +40,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "__delay-line" {
+		if err := delayLine(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "lab-net: delay line: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "lab-net: %v\n", err)
 		os.Exit(1)
@@ -95,7 +108,15 @@ func run() error {
 		if owners.Owner(req.Lab) != uid {
 			return owners.Check(req.Lab, uid) // nobody's: nothing to lift
 		}
-		return network.RemoveLab(ctx, req.Lab)
+		return errors.Join(network.RemoveLab(ctx, req.Lab), os.RemoveAll(delayLogs(req.Lab)))
+	case "delay", "undelay":
+		if owners.Owner(req.Lab) != uid {
+			return fmt.Errorf("lab %s: not one of yours that is up", req.Lab)
+		}
+		if err := helper.CheckDelay(req, labNets(req.Lab)); err != nil {
+			return err
+		}
+		return delay(ctx, req)
 	default:
 		return down(ctx, owners, m, u, req.Lab, n.Bridge)
 	}
@@ -177,6 +198,52 @@ func labExists(ctx context.Context) func(string) bool {
 		return slices.Contains(network.FindTables(ctx), lab)
 	}
 }
+
+// delayLogs is where a lab's delay lines log.
+func delayLogs(lab string) string { return filepath.Join(network.RunDir, "delay-"+lab) }
+
+// delay starts a fault's delay line (printing its PID) or ends it.
+func delay(ctx context.Context, req *helper.Request) error {
+	if req.Op == "undelay" {
+		err := network.StopDelayLine(ctx, req.Lab, req.Fault, req.Ports, req.PID) // ends PID only if it is that line
+		_ = os.Remove(filepath.Join(delayLogs(req.Lab), "fault-"+req.Fault+".log"))
+		_ = os.Remove(delayLogs(req.Lab)) // when it was the last
+		return err
+	}
+	pid, err := network.StartDelayLine(ctx, req.Lab, req.Fault, req.Ports, req.From, *req.Delay, delayLogs(req.Lab))
+	if err != nil {
+		return err
+	}
+	fmt.Println(pid)
+	return nil
+}
+
+// delayLine is a delay line's own process, started by delay: root's only
+// (a user running the helper with these arguments is refused).
+func delayLine(args []string) error {
+	if os.Getuid() != 0 {
+		return errors.New("a delay line is started by the helper, not by hand")
+	}
+	fs := flag.NewFlagSet("__delay-line", flag.ContinueOnError)
+	var d network.Delay
+	var ports multi
+	fs.DurationVar(&d.Delay, "delay", 0, "")
+	fs.DurationVar(&d.Jitter, "jitter", 0, "")
+	fs.Float64Var(&d.Loss, "loss", 0, "")
+	fs.Int64Var(&d.Rate, "rate", 0, "")
+	fs.Var(&ports, "port", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return network.RunDelayLine(ctx, ports, d)
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 // labNets are the lab's bridges on the host, with their subnets, and how
 // to tell which bridge a port is on.

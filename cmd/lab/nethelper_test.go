@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/labctl/lab/host"
+	"github.com/labctl/lab/network"
 )
 
 // asHelper runs the installed network helper with a request, as user
@@ -91,11 +92,23 @@ func helperAsUser(t *testing.T, user string) {
 		{user, `{"op": "up", "lab": "hlp", "bridge": "eth0", "subnet": "10.97.50.0/24"}`, `unknown field "bridge"`},
 		{"", `{"op": "down", "lab": "hlp"}`, "lab hlp: another user's"},
 		{user, `{"op": "hosts", "lab": "hlp", "index": 5, "hosts": [{"addr": "10.97.50.12", "names": ["n2"]}]}`, "lab hlp: network 5 is not one of yours that is up"},
+		// A firewall, partition or delay line that reaches past the lab.
+		{user, `{"op": "policy", "lab": "hlp", "policy": {"Lab": "hlp", "Guards": [{"Node": "n1", "Addr": "192.168.1.10"}]}}`, "192.168.1.10 is not in the lab's networks"},
+		{user, `{"op": "policy", "lab": "hlp", "policy": {"Lab": "hlp", "Ports": [{"Node": "n1", "Name": "lo", "Bridge": "lab-hlp-0", "Addr": "10.97.50.11"}]}}`, `"lo" is not a port on lab hlp's bridge`},
+		{user, `{"op": "policy", "lab": "hlp", "policy": {"Lab": "hlp", "Bridges": {"labtdum0": true}}}`, `bridge "labtdum0" is not one of lab hlp's`},
+		{user, `{"op": "policy", "lab": "rootx", "policy": {"Lab": "rootx"}}`, "lab rootx: not one of yours"},
+		{user, `{"op": "delay", "lab": "hlp", "fault": "f1", "ports": ["lo"], "delay": {"Delay": 1000000}}`, `"lo" is not a port`},
+		{user, `{"op": "undelay", "lab": "hlp", "fault": "f1", "ports": ["labtdum0"], "pid": 1}`, `"labtdum0" is not a port`},
 	} {
 		out, ok := asHelper(t, tc.who, tc.req)
 		assert.False(t, ok, "%s: %s", tc.req, out)
 		assert.Contains(t, out, tc.want, tc.req)
 	}
+	// The delay line's own mode is the helper's to start, not a user's.
+	direct, err := exec.Command("runuser", "-u", user, "--", host.HelperPath, "__delay-line", "--port", "lo", "--delay", "1s").CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(direct), "a delay line is started by the helper, not by hand")
+	assert.NoFileExists(t, "/sys/class/net/"+network.TapName("lo"), "no tap was made")
 	_, err = os.Stat("/run/lab/helper/hlq.uid")
 	assert.ErrorIs(t, err, os.ErrNotExist, "a refused up leaves the lab nobody's")
 	assert.NoFileExists(t, "/sys/class/net/lab-hlq-0")

@@ -133,9 +133,14 @@ func rootlessLabAsUser(t *testing.T, usr *labtest.User) {
 	out, code = run("fault", "heal", strings.Fields(f)[0])
 	require.Equal(t, 0, code, out)
 	portsGuarded("after other1 restarted")
-	out, code = run("fault", "delay", "db1", "10ms")
-	assert.Equal(t, 2, code)
-	assert.Contains(t, out, "fault delay: needs root for now")
+	f, code = run("fault", "delay", "db1", "150ms")
+	require.Equal(t, 0, code, f)
+	rtt, code := run("exec", "web1", "--", "ping", "-c2", "-W2", "db1")
+	require.Equal(t, 0, code, rtt)
+	assert.Regexp(t, `time=(1[5-9][0-9]|[2-9][0-9][0-9])(\.[0-9]+)? ms`, rtt, "db1's replies wait 150 ms")
+	out, code = run("fault", "heal", strings.Fields(f)[0])
+	require.Equal(t, 0, code, out)
+	assert.Empty(t, network.DelayPIDs(name), "heal ended the delay line")
 
 	// The host's kernel and disks are out of reach.
 	watches, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
