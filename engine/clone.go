@@ -3,9 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
-	"github.com/labctl/lab/internal/userns"
 	"time"
 
+	"github.com/labctl/lab/internal/userns"
 	"github.com/labctl/lab/plan"
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"

@@ -128,8 +128,7 @@ func (c *call) restart(name string) error {
 		return err
 	}
 	if pn, ok := p.(providers.PortNamer); ok && pn.NamesPorts() {
-		c.portsMoved.Store(true)
-		return c.refreshPorts()
+		return c.applyPolicy() // its anti-spoofing rules name its new ports
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/userns"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/labctl/lab/internal/userns"
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
@@ -206,20 +207,16 @@ func (e *Engine) SnapshotRemove(name string) error {
 }
 
 // tar runs tar with what a snapshot needs kept (for a user, as root of
-// its namespace: root in its nodes owns their files).
-// The archive is read and written by lab itself, so the file is the user's.
-func tar(ctx context.Context, archive *os.File, args ...string) error {
+// its namespace: root in its nodes owns their files). The archive goes
+// through stdin or stdout, read and written by lab itself, so the file is
+// the user's.
+func tar(ctx context.Context, stdin io.Reader, stdout io.Writer, args ...string) error {
 	cmd, err := userns.Command(ctx, "tar", append([]string{"--zstd", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}, args...)...)
 	if err != nil {
 		return err
 	}
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if args[0] == "-cf" {
-		cmd.Stdout = archive
-	} else {
-		cmd.Stdin = archive
-	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("tar: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
@@ -239,7 +236,7 @@ func (e *Engine) SnapshotExport(ctx context.Context, name, file string) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", name, err)
 	}
-	err = tar(ctx, f, "-cf", "-", "-C", e.Store.SnapshotDir(), name)
+	err = tar(ctx, nil, f, "-cf", "-", "-C", e.Store.SnapshotDir(), name)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -275,7 +272,7 @@ func (e *Engine) SnapshotImport(ctx context.Context, file string, reuse bool) (*
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
-	err = tar(ctx, f, "-xf", "-", "-C", tmp)
+	err = tar(ctx, f, nil, "-xf", "-", "-C", tmp)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)

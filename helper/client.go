@@ -155,14 +155,9 @@ func index(lab, bridge string) (int, error) {
 }
 
 func parseBridge(bridge string) (string, int, error) {
-	rest, ok := strings.CutPrefix(bridge, "lab-")
-	i := strings.LastIndexByte(rest, '-')
-	if !ok || i <= 0 {
+	lab, idx, ok := network.ParseBridge(bridge)
+	if !ok {
 		return "", 0, fmt.Errorf("bridge %s: not a lab's bridge (lab-LAB-N)", bridge)
 	}
-	idx, err := strconv.Atoi(rest[i+1:])
-	if err != nil {
-		return "", 0, fmt.Errorf("bridge %s: not a lab's bridge (lab-LAB-N)", bridge)
-	}
-	return rest[:i], idx, nil
+	return lab, idx, nil
 }

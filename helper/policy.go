@@ -18,6 +18,19 @@ type LabNets struct {
 	Master  func(port string) string  // the bridge a port is attached to, "" if none
 }
 
+// contains tells whether a is in a subnet of bridge ("": of any of the
+// lab's bridges).
+func (nets LabNets) contains(a netip.Addr, bridge string) bool {
+	for br, ps := range nets.Subnets {
+		for _, s := range ps {
+			if (bridge == "" || br == bridge) && s.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 var (
 	nodeRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	portsRe = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?$`)
@@ -42,16 +55,7 @@ func CheckPolicy(p *network.Policy, lab string, nets LabNets) error {
 			return fmt.Errorf("policy: bridge %q is not one of lab %s's", topology.Cut(br), lab)
 		}
 	}
-	in := func(a netip.Addr, bridge string) bool {
-		for br, ps := range nets.Subnets {
-			for _, s := range ps {
-				if (bridge == "" || br == bridge) && s.Contains(a) {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	in := nets.contains
 	for i, pt := range p.Ports {
 		where := fmt.Sprintf("policy: ports[%d]", i)
 		if !nodeRe.MatchString(pt.Node) {
@@ -133,17 +137,7 @@ func CheckDelay(req *Request, nets LabNets) error {
 			return fmt.Errorf("delay: %q is not a port on one of lab %s's bridges", topology.Cut(p), req.Lab)
 		}
 	}
-	in := func(a netip.Addr, _ string) bool {
-		for _, ps := range nets.Subnets {
-			for _, s := range ps {
-				if s.Contains(a) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	if err := allIn(req.From, in, "delay: from"); err != nil {
+	if err := allIn(req.From, nets.contains, "delay: from"); err != nil {
 		return err
 	}
 	if req.Op == "undelay" {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"strings"
 )
 
 // Self is the user lab runs as, when that is not root, as lab host setup
@@ -59,10 +58,4 @@ func (u *User) JoinCgroups() error {
 		}
 	}
 	return nil
-}
-
-// InCgroups tells whether lab's process is in the user's cgroups.
-func (u *User) InCgroups() bool {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	return err == nil && strings.Contains(string(b), "/"+u.CgroupName()+"\n")
 }

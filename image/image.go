@@ -189,35 +189,6 @@ func (c *Cache) Remove(key string) error {
 	return c.removeTree(trash)
 }
 
-// removeTree removes a tree of the cache: for a user, from its namespace
-// (the tree's files are its subordinate ids').
-func (c *Cache) removeTree(dir string) error {
-	if c.Userns == nil {
-		return RemoveTree(dir)
-	}
-	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return c.Userns.RemoveAll(context.Background(), dir)
-}
-
-// finish runs finish on a bootstrapped tree: for a user, in its namespace.
-func (c *Cache) finish(ctx context.Context, rootfs string) error {
-	if c.Userns == nil {
-		return finish(rootfs)
-	}
-	return c.Userns.Run(ctx, "image-finish", nil, rootfs)
-}
-
-func init() {
-	userns.Register("image-finish", func(args []string, _ io.Reader) error {
-		if len(args) != 1 {
-			return errors.New("image-finish: want the root filesystem")
-		}
-		return finish(args[0])
-	})
-}
-
 // PruneDebs empties the .deb download cache.
 func (c *Cache) PruneDebs() error { return os.RemoveAll(c.debDir()) }
 
@@ -362,14 +333,7 @@ func (c *Cache) command(ctx context.Context, spec Spec, rootfs string) (*exec.Cm
 	include := strings.Join(spec.Packages, ",")
 	debs := c.debDir()
 	if c.Userns != nil {
-		// The user's namespace cannot reach root's .debs, nor the user's
-		// own as their owner: apt downloads what it needs.
-		args := []string{"--mode=unshare", "--variant=minbase", "--format=directory", "--skip=download/empty"}
-		if include != "" {
-			args = append(args, "--include="+include)
-		}
-		args = append(args, spec.Suite, rootfs, spec.Mirror)
-		return exec.CommandContext(ctx, "mmdebstrap", args...), "mmdebstrap"
+		return c.userCommand(ctx, spec, rootfs), "mmdebstrap"
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err == nil {
 		args := []string{

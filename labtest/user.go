@@ -3,6 +3,7 @@ package labtest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,14 +36,8 @@ func NewUser(t testing.TB, prefix string) *User {
 		})
 	}
 	t.Cleanup(func() {
-		for _, d := range Cgroups(name) {
-			entries, _ := os.ReadDir(d)
-			for _, e := range entries {
-				if e.IsDir() {
-					_ = os.Remove(filepath.Join(d, e.Name()))
-				}
-			}
-			_ = os.Remove(d)
+		if u, err := host.LookupUser(name); err == nil {
+			_ = u.Remove(io.Discard) // its cgroups, as lab host setup --remove does
 		}
 		if out, err := exec.Command("userdel", "--remove", name).CombinedOutput(); err != nil {
 			t.Errorf("userdel %s: %v: %s", name, err, out)

@@ -23,6 +23,16 @@ type FoundBridge struct {
 
 var bridgeRe = regexp.MustCompile(`^lab-([a-z][a-z0-9-]*)-([0-9]+)$`)
 
+// ParseBridge reads a lab bridge's name (lab-LAB-N): its lab and index.
+func ParseBridge(name string) (lab string, index int, ok bool) {
+	m := bridgeRe.FindStringSubmatch(name)
+	if m == nil {
+		return "", 0, false
+	}
+	index, err := strconv.Atoi(m[2])
+	return m[1], index, err == nil
+}
+
 // FindBridges lists lab bridges that exist, and bridges whose files in
 // RunDir are left, with the lab each belongs to.
 func FindBridges() []FoundBridge {
@@ -47,8 +57,8 @@ func FindBridges() []FoundBridge {
 	}
 	var out []FoundBridge
 	for br := range names {
-		m := bridgeRe.FindStringSubmatch(br)
-		fb := FoundBridge{Bridge: br, Lab: m[1]}
+		lab, _, _ := ParseBridge(br)
+		fb := FoundBridge{Bridge: br, Lab: lab}
 		if b, err := os.ReadFile(filepath.Join(RunDir, br+".owner")); err == nil {
 			fb.Owner = strings.TrimSpace(string(b))
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/userns"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/userns"
 )
 
 // Snapshot is a saved copy of some or all of a lab's nodes: their own

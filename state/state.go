@@ -8,14 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/fsx"
-	"github.com/labctl/lab/internal/userns"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/userns"
 )
 
 // Version is the state file's schema version.

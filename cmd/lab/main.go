@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/labctl/lab/internal/userns"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/labctl/lab/engine"
+	"github.com/labctl/lab/internal/userns"
 	"github.com/labctl/lab/topology"
 )
 

@@ -94,7 +94,7 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 func (a *app) images() *image.Cache {
 	c := &image.Cache{Dir: a.set.CacheDir}
 	if os.Geteuid() != 0 {
-		c.Userns, _ = userns.Self() // nil: needHost says why
+		c.Userns, _ = userns.Current() // nil: needHost says why
 	}
 	return c
 }

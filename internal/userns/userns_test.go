@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,7 +50,7 @@ func TestRunAsRootOfTheNamespace(t *testing.T) {
 	assert.Equal(t, "a b", string(b))
 	fi, err := os.Stat(f)
 	require.NoError(t, err)
-	assert.EqualValues(t, 400000, statUID(fi), "root of the namespace is the range's first id")
+	assert.EqualValues(t, 400000, fi.Sys().(*syscall.Stat_t).Uid, "root of the namespace is the range's first id")
 
 	err = m.Run(context.Background(), "no-such-op", nil)
 	require.Error(t, err)

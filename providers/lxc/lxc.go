@@ -22,6 +22,7 @@ import (
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/internal/fsx"
 	"github.com/labctl/lab/internal/spawn"
+	"github.com/labctl/lab/internal/userns"
 
 	golxc "github.com/lxc/go-lxc"
 	"golang.org/x/term"
@@ -239,10 +240,11 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	if st, _ := p.State(ctx, n); st == providers.Running {
 		return nil
 	}
-	if p.rl != nil {
-		// Its upper layer must be its root's: Start makes it (arm).
-	} else if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
-		return fmt.Errorf("node %s: create: %w", n.Name, err)
+	// A user's node has its upper layer made by its root, at Start (arm).
+	if p.rl == nil {
+		if err := os.MkdirAll(filepath.Join(p.dir(n), "delta0"), 0o755); err != nil {
+			return fmt.Errorf("node %s: create: %w", n.Name, err)
+		}
 	}
 	if n.Unprivileged {
 		if err := p.prepareUnprivileged(ctx, n); err != nil {
@@ -358,7 +360,9 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	if n.ID == "" || strings.Contains(n.ID, "/") {
 		return fmt.Errorf("node %s: destroy: bad container id %q", n.Name, n.ID)
 	}
-	if err := p.removeDir(ctx, n); err != nil {
+	// A user's node folder holds what root in the node owns: userns
+	// removes it from the user's namespace.
+	if err := userns.RemoveAll(p.dir(n)); err != nil {
 		return fmt.Errorf("node %s: destroy: %w", n.Name, err)
 	}
 	RemoveCgroups(n.ID)

@@ -46,7 +46,7 @@ func newRootless() (*rootless, error) {
 	if err := u.JoinCgroups(); err != nil {
 		return nil, err
 	}
-	ns, err := userns.Self()
+	ns, err := userns.Current()
 	if err != nil {
 		return nil, err
 	}
@@ -103,24 +103,6 @@ func (r *rootless) write(ctx context.Context, pid int, files map[string]string) 
 	}
 	defer root.Close()
 	return r.ns.RunWith(ctx, "lxc-write", strings.NewReader(string(b)), []*os.File{root})
-}
-
-// removeAll removes a node's folder, whose upper layer root in the node
-// owns.
-func (r *rootless) removeAll(ctx context.Context, dir string) error {
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	return r.ns.RemoveAll(ctx, dir)
-}
-
-// removeDir removes a node's folder: for a user, from its namespace when
-// the folder holds what root in the node owns.
-func (p *Provider) removeDir(ctx context.Context, n providers.Node) error {
-	if p.rl == nil {
-		return os.RemoveAll(p.dir(n))
-	}
-	return p.rl.removeAll(ctx, p.dir(n))
 }
 
 // NamesPorts: a user's veths are named by lxc-user-nic (veth<uid>_XXXX),
