@@ -109,6 +109,21 @@ func (c *Client) StopDelay(ctx context.Context, lab, id string, ports []string, 
 	return err
 }
 
+// AddTaps makes a VM node's ports on one of its lab's bridges: tap
+// devices the user owns (op tap).
+func (c *Client) AddTaps(ctx context.Context, lab, bridge string, ports []string) error {
+	idx, err := index(lab, bridge)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, Request{Op: "tap", Lab: lab, Index: idx, Ports: ports})
+}
+
+// DelTaps removes them (op untap).
+func (c *Client) DelTaps(ctx context.Context, lab string, ports []string) error {
+	return c.call(ctx, Request{Op: "untap", Lab: lab, Ports: ports})
+}
+
 // call runs the helper with one request.
 func (c *Client) call(ctx context.Context, req Request) error {
 	_, err := c.run(ctx, req)
@@ -139,6 +154,8 @@ func (c *Client) run(ctx context.Context, req Request) (string, error) {
 			return "", fmt.Errorf("firewall of lab %s: %s", req.Lab, msg)
 		case "delay", "undelay":
 			return "", fmt.Errorf("fault %s: delay line: %s", req.Fault, msg)
+		case "tap", "untap":
+			return "", fmt.Errorf("ports %s: %s", strings.Join(req.Ports, ", "), msg)
 		}
 		return "", fmt.Errorf("network %d of lab %s: %s", req.Index, req.Lab, msg)
 	}

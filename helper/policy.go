@@ -16,6 +16,14 @@ import (
 type LabNets struct {
 	Subnets map[string][]netip.Prefix // bridge: its subnets
 	Master  func(port string) string  // the bridge a port is attached to, "" if none
+	Exists  func(name string) bool    // whether an interface exists (nil: all do)
+}
+
+// vmPortToBe tells whether port is a VM node's that is not there yet: the
+// helper makes it on the lab's bridge when the VM starts (op tap), and a
+// rule for it matches nothing until then.
+func (nets LabNets) vmPortToBe(port string) bool {
+	return nets.Exists != nil && tapRe.MatchString(port) && !nets.Exists(port)
 }
 
 // contains tells whether a is in a subnet of bridge ("": of any of the
@@ -61,7 +69,7 @@ func CheckPolicy(p *network.Policy, lab string, nets LabNets) error {
 		if !nodeRe.MatchString(pt.Node) {
 			return fmt.Errorf("%s: %q is not a node's name", where, topology.Cut(pt.Node))
 		}
-		if _, ok := nets.Subnets[pt.Bridge]; !ok || nets.Master(pt.Name) != pt.Bridge {
+		if _, ok := nets.Subnets[pt.Bridge]; !ok || (nets.Master(pt.Name) != pt.Bridge && !nets.vmPortToBe(pt.Name)) {
 			return fmt.Errorf("%s: %q is not a port on lab %s's bridge %q", where, topology.Cut(pt.Name), lab, topology.Cut(pt.Bridge))
 		}
 		if !in(pt.Addr, pt.Bridge) || (pt.Addr6.IsValid() && !in(pt.Addr6, pt.Bridge)) {

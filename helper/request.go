@@ -40,7 +40,7 @@ const MaxRequest = 1 << 20
 const MaxHosts = 4096
 
 // Ops are what a request may ask.
-var Ops = []string{"up", "hosts", "down", "policy", "clear", "delay", "undelay"}
+var Ops = []string{"up", "hosts", "down", "policy", "clear", "delay", "undelay", "tap", "untap"}
 
 // Request is what a user asks of the helper, as JSON on its standard input.
 type Request struct {
@@ -56,7 +56,8 @@ type Request struct {
 	Policy *network.Policy `json:"policy,omitempty"`
 	// delay, undelay: a fault's delay line on a node's ports (checked by
 	// CheckDelay), for frames from From (all when empty); undelay ends
-	// the line PID.
+	// the line PID. tap, untap: a VM node's ports, tap devices of the
+	// caller's on the network Index (checked by CheckTaps).
 	Fault string         `json:"fault,omitempty"`
 	Ports []string       `json:"ports,omitempty"`
 	From  []netip.Addr   `json:"from,omitempty"`

@@ -13,6 +13,8 @@
 //	clear  lift them, and end its delay lines
 //	delay  start a fault's delay line on a node's ports (prints its PID);
 //	       undelay ends it
+//	tap    make a VM node's ports: tap devices owned by the user on the
+//	       lab's network INDEX (its QEMU opens them); untap removes them
 //
 // It trusts nothing of its caller's environment: it runs with a fixed PATH
 // from /, and never takes a path, a name of a bridge or a command.
@@ -117,6 +119,11 @@ func run() error {
 			return err
 		}
 		return delay(ctx, req)
+	case "tap", "untap": // untap: only the caller's own taps, on no other bridge
+		if req.Op == "tap" && owners.Owner(req.Lab) != uid {
+			return fmt.Errorf("lab %s: not one of yours that is up", req.Lab)
+		}
+		return taps(ctx, req, n.Bridge, uid)
 	default:
 		return down(ctx, owners, m, u, req.Lab, n.Bridge)
 	}
@@ -169,6 +176,13 @@ func down(ctx context.Context, owners helper.Owners, m *network.Manager, u *user
 		}
 		return nil // nobody's: nothing of it is up
 	}
+	for _, t := range network.TapsOn(bridge) { // its VM nodes' ports
+		if owner, _ := network.TapOwner(t); owner == uid {
+			if err := network.DelTap(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
 	if err := m.Remove(ctx, lab, bridge); err != nil {
 		return err
 	}
@@ -218,6 +232,30 @@ func delay(ctx context.Context, req *helper.Request) error {
 	return nil
 }
 
+// taps makes (tap) or removes (untap) a VM node's ports.
+func taps(ctx context.Context, req *helper.Request, bridge string, uid int) error {
+	nets := labNets(req.Lab)
+	if req.Op == "untap" {
+		bridge = ""
+	}
+	t := helper.Taps{Exists: network.LinkExists, Owner: network.TapOwner, Master: nets.Master}
+	if err := helper.CheckTaps(req, bridge, uid, nets, t); err != nil {
+		return err
+	}
+	for _, p := range req.Ports {
+		var err error
+		if req.Op == "tap" {
+			err = network.AddTap(ctx, p, bridge, uid)
+		} else {
+			err = network.DelTap(ctx, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // delayLine is a delay line's own process, started by delay: root's only
 // (a user running the helper with these arguments is refused).
 func delayLine(args []string) error {
@@ -248,7 +286,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 // labNets are the lab's bridges on the host, with their subnets, and how
 // to tell which bridge a port is on.
 func labNets(lab string) helper.LabNets {
-	nets := helper.LabNets{Subnets: map[string][]netip.Prefix{}, Master: func(port string) string {
+	nets := helper.LabNets{Subnets: map[string][]netip.Prefix{}, Exists: network.LinkExists, Master: func(port string) string {
 		if strings.ContainsAny(port, "/.") || port == "" {
 			return ""
 		}

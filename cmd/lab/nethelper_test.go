@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +73,23 @@ func helperAsUser(t *testing.T, user string) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"10.97.50.12"}, got)
 
-	// Escapes. A bridge of root's lab; a subnet over a route of the host
-	// (bridges made here, as root, for the test).
-	for _, l := range [][]string{{"lab-rootx-0"}, {"labtdum0", "10.97.51.1/24"}} {
+	// A VM node's port: a tap device of the user's on the lab's bridge.
+	out, ok = asHelper(t, user, `{"op": "tap", "lab": "hlp", "index": 0, "ports": ["v0000000c-0"]}`)
+	require.True(t, ok, out)
+	owner, isTap := network.TapOwner("v0000000c-0")
+	require.True(t, isTap)
+	u, err := host.LookupUser(user)
+	require.NoError(t, err)
+	assert.Equal(t, u.UID, owner)
+	master, _ := os.Readlink("/sys/class/net/v0000000c-0/master")
+	assert.Equal(t, "lab-hlp-0", filepath.Base(master))
+
+	// Escapes. A bridge of root's lab; a subnet over a route of the host;
+	// an interface named as a VM's port that is no tap; a tap of root's
+	// (made here, as root, for the test).
+	require.NoError(t, exec.Command("ip", "tuntap", "add", "dev", "v0000000b-0", "mode", "tap").Run())
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "v0000000b-0").Run() })
+	for _, l := range [][]string{{"lab-rootx-0"}, {"labtdum0", "10.97.51.1/24"}, {"v0000000a-0"}} {
 		require.NoError(t, exec.Command("ip", "link", "add", l[0], "type", "bridge").Run())
 		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", l[0]).Run() })
 		if len(l) > 1 {
@@ -99,6 +114,13 @@ func helperAsUser(t *testing.T, user string) {
 		{user, `{"op": "policy", "lab": "rootx", "policy": {"Lab": "rootx"}}`, "lab rootx: not one of yours"},
 		{user, `{"op": "delay", "lab": "hlp", "fault": "f1", "ports": ["lo"], "delay": {"Delay": 1000000}}`, `"lo" is not a port`},
 		{user, `{"op": "undelay", "lab": "hlp", "fault": "f1", "ports": ["labtdum0"], "pid": 1}`, `"labtdum0" is not a port`},
+		// A VM port that is not one, or not the user's, or on no bridge of its lab.
+		{user, `{"op": "tap", "lab": "hlp", "index": 0, "ports": ["eth0"]}`, `"eth0" is not a VM port's name`},
+		{user, `{"op": "tap", "lab": "hlp", "index": 0, "ports": ["../../x"]}`, `is not a VM port's name`},
+		{user, `{"op": "tap", "lab": "hlp", "index": 0, "ports": ["v0000000a-0"]}`, "v0000000a-0 exists and is not a tap device of yours"},
+		{user, `{"op": "untap", "lab": "hlp", "ports": ["v0000000b-0"]}`, "v0000000b-0 exists and is not a tap device of yours"},
+		{user, `{"op": "tap", "lab": "rootx", "index": 0, "ports": ["v0000000d-0"]}`, "lab rootx: not one of yours"},
+		{user, `{"op": "tap", "lab": "hlp", "index": 3, "ports": ["v0000000d-0"]}`, "lab hlp has no bridge lab-hlp-3 up"},
 	} {
 		out, ok := asHelper(t, tc.who, tc.req)
 		assert.False(t, ok, "%s: %s", tc.req, out)
@@ -113,9 +135,13 @@ func helperAsUser(t *testing.T, user string) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "a refused up leaves the lab nobody's")
 	assert.NoFileExists(t, "/sys/class/net/lab-hlq-0")
 
+	assert.FileExists(t, "/sys/class/net/v0000000b-0/tun_flags", "root's tap stays")
+	assert.NoFileExists(t, "/sys/class/net/v0000000d-0")
+
 	out, ok = asHelper(t, user, `{"op": "down", "lab": "hlp"}`)
 	require.True(t, ok, out)
 	assert.NoFileExists(t, "/sys/class/net/lab-hlp-0")
+	assert.NoFileExists(t, "/sys/class/net/v0000000c-0", "the lab's VM ports went with its network")
 	assert.Error(t, exec.Command("nft", "list", "table", "inet", "lab_hlp").Run(), "the lab's table went with its last network")
 	usernet, _ = os.ReadFile("/etc/lxc/lxc-usernet")
 	assert.NotContains(t, string(usernet), "lab-hlp-0")
