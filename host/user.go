@@ -28,7 +28,8 @@ const Group = "lab"
 //   - without systemd as PID 1, a cgroup of each v1 hierarchy owned by the
 //     user (lab-NAME), which the user's lab joins and starts its nodes'
 //     cgroups under; the kernel forgets it at reboot. With systemd, the
-//     user's session is a delegated cgroup already.
+//     user's session is a delegated cgroup already;
+//   - for VM nodes, /dev/net/tun open to all and group kvm (vmDevices).
 type User struct {
 	Name     string
 	UID, GID int
@@ -95,6 +96,9 @@ func (u *User) Setup(out io.Writer, helper string) error {
 		}
 	}
 	fmt.Fprintln(out, "user namespaces: newuidmap and newgidmap are installed, setuid root")
+	if err := u.vmDevices(out); err != nil {
+		return err
+	}
 	return u.makeCgroups(out)
 }
 

@@ -86,8 +86,12 @@ func init() {
 	userns.Register("lxc-write", writeOp)
 }
 
-// arm runs armOp in the user's namespace.
+// arm runs armOp in the user's namespace, once the node's root can reach
+// its folder and its image through the user's folders.
 func (r *rootless) arm(ctx context.Context, dir, lower string) error {
+	if err := r.user.Reach(r.ns.UID, dir, lower); err != nil {
+		return err
+	}
 	return r.ns.Run(ctx, "lxc-arm", nil, dir, lower)
 }
 
