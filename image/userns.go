@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/labctl/lab/internal/shell"
 	"github.com/labctl/lab/internal/userns"
 )
 
@@ -16,14 +17,32 @@ import (
 
 // userCommand is the bootstrap of a user's image: mmdebstrap in the
 // user's namespace. The namespace cannot reach root's .debs, nor the
-// user's own as their owner: apt downloads what it needs.
+// user's own as their owner: apt downloads what it needs. mmdebstrap's
+// namespace maps only the user's subordinate ids, which cannot enter a
+// home or cache folder of mode 0700 (Debian 12's adduser makes homes so,
+// libvirtd its ~/.cache): it streams the tree as a tar, which lab's own
+// namespace, where the user is mapped too, unpacks in the cache. Device
+// nodes stay out, as in a tree mmdebstrap makes unprivileged: a node's
+// /dev is LXC's or the VM kernel's.
 func (c *Cache) userCommand(ctx context.Context, spec Spec, rootfs string) *exec.Cmd {
-	args := []string{"--mode=unshare", "--variant=minbase", "--format=directory", "--skip=download/empty"}
+	args := []string{"mmdebstrap", "--mode=unshare", "--variant=minbase", "--format=tar", "--skip=download/empty"}
 	if len(spec.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(spec.Packages, ","))
 	}
-	args = append(args, spec.Suite, rootfs, spec.Mirror)
-	return exec.CommandContext(ctx, "mmdebstrap", args...)
+	args = append(args, spec.Suite, "-", spec.Mirror)
+	unpack, err := userns.Command(ctx, "tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--exclude=./dev/*", "-xpf", "-")
+	if err != nil {
+		return exec.CommandContext(ctx, "false") // Userns is set: Current was read before
+	}
+	quote := func(argv []string) string {
+		q := make([]string, len(argv))
+		for i, a := range argv {
+			q[i] = shell.Quote(a)
+		}
+		return strings.Join(q, " ")
+	}
+	script := "set -o pipefail; " + quote(args) + " | " + quote(unpack.Args)
+	return exec.CommandContext(ctx, "bash", "-c", script)
 }
 
 // removeTree removes a tree of the cache: for a user, from its namespace
