@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,22 +128,31 @@ func inheritCpuset(d string) error {
 	return nil
 }
 
-// removeCgroups removes the user's cgroups; one that still holds a
-// process or a node's cgroup is in use, and stays.
+// removeCgroups removes the user's cgroups, with the empty ones liblxc
+// and its nodes' systemd left below; where any holds a process (a node
+// runs), none is touched.
 func (u *User) removeCgroups(out io.Writer) error {
 	dirs, err := u.CgroupDirs()
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	for _, d := range dirs {
+		if busy(d) {
+			return fmt.Errorf("cgroups: %s is in use (a lab of %s runs): destroy its labs first", d, u.Name)
+		}
+	}
 	n := 0
 	for _, d := range dirs {
-		// liblxc leaves an empty cgroup of its own below (lxc.pivot).
-		if entries, err := os.ReadDir(d); err == nil {
-			for _, e := range entries {
-				if e.IsDir() {
-					_ = syscall.Rmdir(filepath.Join(d, e.Name()))
-				}
+		// What liblxc and nodes' systemd leave below, emptied: deepest first.
+		var below []string
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() && p != d {
+				below = append(below, p)
 			}
+			return nil
+		})
+		for i := len(below) - 1; i >= 0; i-- {
+			_ = syscall.Rmdir(below[i])
 		}
 		err := syscall.Rmdir(d)
 		switch {
@@ -157,4 +167,20 @@ func (u *User) removeCgroups(out io.Writer) error {
 	}
 	fmt.Fprintf(out, "cgroups: removed %s from %d hierarchies\n", u.CgroupName(), n)
 	return nil
+}
+
+// busy tells whether a cgroup or one below it holds a process.
+func busy(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || found || !e.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
