@@ -74,3 +74,43 @@ nodes:
 	b.ReportMetric(u.Seconds()/p.Seconds(), "up/qemu")
 	b.Logf("VM under TCG: plain qemu to a login prompt %.1fs; lab up to running and reachable %.1fs (%.2fx, goal ≤1.1x)", p.Seconds(), u.Seconds(), u.Seconds()/p.Seconds())
 }
+
+// BenchmarkVMUpAsUser is BenchmarkVMUp run by a user that is not root: its
+// VM under its own libvirtd (qemu:///session), on the helper's tap, next
+// to the user's VM disk booted by plain qemu in the same run.
+func BenchmarkVMUpAsUser(b *testing.B) {
+	u := labtest.NewUser(b, "labv")
+	u.Setup()
+	dir := filepath.Join(u.Home, "bench")
+	u.Write(dir, map[string]string{"lab.yaml": `name: bvuser
+networks: [{name: lan, subnet: 10.97.204.0/24}]
+defaults: {accel: tcg}
+nodes:
+  - {role: vm, provider: libvirt, cpus: 2, memory: 768M}
+`})
+	run := func(args ...string) {
+		b.Helper()
+		if out, code := u.Lab(dir, args...); code != 0 {
+			b.Fatalf("lab %s as %s: exit %d\n%s", strings.Join(args, " "), u.Name, code, out)
+		}
+	}
+	b.Cleanup(u.StopSessionDaemons)
+	b.Cleanup(func() { u.Lab(dir, "destroy") })
+	run("up") // the user's image and its VM disk, once
+	run("destroy")
+	key := image.Spec{Suite: "bookworm", Packages: libvirt.BasePackages}.Key()
+	vmDir := filepath.Join(u.Home, ".cache", "lab", "images", key, "vm")
+	var plains, ups []time.Duration
+	for i := 0; i < b.N; i++ {
+		plains = append(plains, plainQEMU(b, vmDir))
+		t := time.Now()
+		run("up")
+		ups = append(ups, time.Since(t))
+		run("destroy")
+	}
+	p, up := median(plains), median(ups)
+	b.ReportMetric(p.Seconds(), "qemu-s")
+	b.ReportMetric(up.Seconds(), "up-s")
+	b.ReportMetric(up.Seconds()/p.Seconds(), "up/qemu")
+	b.Logf("VM as a user under TCG: plain qemu to a login prompt %.1fs; lab up to running and reachable %.1fs (%.2fx)", p.Seconds(), up.Seconds(), up.Seconds()/p.Seconds())
+}

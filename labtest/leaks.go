@@ -91,6 +91,12 @@ func leftNodes(prefix string) []string {
 	if disks, _ := filepath.Glob("/var/lib/lab/libvirt/" + prefix + "*"); len(disks) > 0 {
 		out = append(out, "VM files "+strings.Join(disks, " "))
 	}
+	// Users' VMs (qemu:///session): their definitions and disks.
+	defs, _ := filepath.Glob("/home/*/.config/libvirt/qemu/" + prefix + "*.xml")
+	disks, _ := filepath.Glob("/home/*/.local/share/lab/libvirt/" + prefix + "*")
+	if files := append(defs, disks...); len(files) > 0 {
+		out = append(out, "VM files "+strings.Join(files, " "))
+	}
 	return out
 }
 

@@ -7,11 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/labctl/lab/host"
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // User is a new user made for a test (lab without root), removed with it:
@@ -29,6 +34,10 @@ func NewUser(t testing.TB, prefix string) *User {
 	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
 	out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput()
 	require.NoError(t, err, "useradd: %s", out)
+	home := filepath.Join("/home", name)
+	// As Debian 12's adduser makes homes: others (the user's nodes' root
+	// among them) cannot enter.
+	require.NoError(t, os.Chmod(home, 0o700))
 	if _, err := os.Stat(host.HelperPath); err != nil {
 		t.Cleanup(func() { // installed by this test: not left
 			_ = os.Remove(host.HelperPath)
@@ -36,6 +45,7 @@ func NewUser(t testing.TB, prefix string) *User {
 		})
 	}
 	t.Cleanup(func() {
+		stopSessionDaemons(t, home) // if a failed test left them
 		if u, err := host.LookupUser(name); err == nil {
 			_ = u.Remove(io.Discard) // its cgroups, as lab host setup --remove does
 		}
@@ -43,7 +53,37 @@ func NewUser(t testing.TB, prefix string) *User {
 			t.Errorf("userdel %s: %v: %s", name, err, out)
 		}
 	})
-	return &User{T: t, Name: name, Home: filepath.Join("/home", name)}
+	return &User{T: t, Name: name, Home: home}
+}
+
+// StopSessionDaemons ends the user's libvirtd and virtlogd (see
+// stopSessionDaemons).
+func (u *User) StopSessionDaemons() { stopSessionDaemons(u.T, u.Home) }
+
+// stopSessionDaemons ends the libvirtd and virtlogd that the user's lab
+// started for its VM nodes (qemu:///session; they would end two idle
+// minutes later), by the PIDs in their files, so the user can go.
+func stopSessionDaemons(t testing.TB, home string) {
+	for _, d := range []string{"libvirtd", "virtlogd"} {
+		b, err := os.ReadFile(filepath.Join(home, ".cache", "libvirt", d+".pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != d {
+			continue // gone already; the PID may be another's now
+		}
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 100 && spawn.Alive(pid); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if spawn.Alive(pid) {
+			t.Errorf("%s (pid %d) of the test's user did not end", d, pid)
+		}
+	}
 }
 
 // Cgroups are the user's cgroups that lab host setup made.

@@ -61,6 +61,7 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 
 	t.Run("network helper", func(t *testing.T) { helperAsUser(t, name) })
 	t.Run("a lab without root", func(t *testing.T) { rootlessLabAsUser(t, usr) })
+	t.Run("VM nodes without root", func(t *testing.T) { vmLabAsUser(t, usr) })
 
 	b, err = exec.Command(lab, "host", "setup", "--user", name, "--remove").CombinedOutput()
 	require.NoError(t, err, "%s", b)

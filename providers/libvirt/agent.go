@@ -140,7 +140,7 @@ func (p *Provider) Shell(ctx context.Context, n providers.Node, cmd []string) er
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "lab: console of %s (leave with Ctrl-])\n", n.Name)
-	c := exec.CommandContext(ctx, "virsh", "-c", "qemu:///system", "console", "--force", n.ID)
+	c := exec.CommandContext(ctx, "virsh", "-c", string(p.uri()), "console", "--force", n.ID)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return c.Run()
 }

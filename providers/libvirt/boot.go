@@ -22,6 +22,9 @@ func (p *Provider) Start(ctx context.Context, n providers.Node) error {
 	accel := p.Accel(n)
 	autoKVM := accel == "kvm" && n.Accel != "kvm" && p.accel != "kvm"
 	if st, _, err := l.DomainGetState(d, 0); err == nil && golibvirt.DomainState(st) != golibvirt.DomainRunning {
+		if err := p.plug(ctx, n); err != nil {
+			return err
+		}
 		if err := l.DomainCreate(d); err != nil {
 			if autoKVM {
 				return p.fallbackToTCG(ctx, l, d, n, err)

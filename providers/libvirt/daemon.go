@@ -47,6 +47,11 @@ func ensureDaemons(log io.Writer, socket string) error {
 	if err := daemon("libvirtd", "-d"); err != nil {
 		return err
 	}
+	return waitSocket(socket)
+}
+
+// waitSocket waits for a daemon just started to answer on its socket.
+func waitSocket(socket string) error {
 	for i := 0; i < 200; i++ {
 		if answers(socket) {
 			return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/labctl/lab/internal/fsx"
+	"github.com/labctl/lab/internal/userns"
 )
 
 // vmBase is a bootable disk made from a cached image: base.qcow2 (an ext4
@@ -35,8 +36,9 @@ var linkTweaks = map[string]string{
 }
 
 // ensureBase builds the VM disk of an image once (atomic: made aside, then
-// renamed; an flock keeps two labs from building it at once).
-func ensureBase(ctx context.Context, rootfs string) (*vmBase, error) {
+// renamed; an flock keeps two labs from building it at once) with build
+// (buildBase; for a user, the same in its namespace).
+func ensureBase(ctx context.Context, rootfs string, build func(ctx context.Context, rootfs, tmp string) error) (*vmBase, error) {
 	dir := filepath.Join(filepath.Dir(rootfs), "vm")
 	b := &vmBase{Dir: dir, Disk: filepath.Join(dir, "base.qcow2"), Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img")}
 	if fileExists(b.Disk) {
@@ -51,42 +53,48 @@ func ensureBase(ctx context.Context, rootfs string) (*vmBase, error) {
 		return b, nil
 	}
 	tmp := fmt.Sprintf("%s.tmp-%d", dir, os.Getpid())
-	_ = os.RemoveAll(tmp)
+	_ = userns.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer userns.RemoveAll(tmp)
+	if err := build(ctx, rootfs, tmp); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
+// buildBase puts an image's VM disk, kernel and initrd in tmp.
+func buildBase(ctx context.Context, rootfs, tmp string) error {
 	kernel, initrd, err := bootFiles(rootfs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for src, dst := range map[string]string{kernel: "vmlinuz", initrd: "initrd.img"} {
 		if err := copyFile(src, filepath.Join(tmp, dst)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	raw := filepath.Join(tmp, "base.raw")
 	// A sparse 8G filesystem: nodes' overlays grow into it as they need.
 	if out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "labroot", "-d", rootfs, raw, "8G").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mkfs.ext4 -d %s: %v: %s", rootfs, err, out)
+		return fmt.Errorf("mkfs.ext4 -d %s: %v: %s", rootfs, err, out)
 	}
 	scratch, err := os.MkdirTemp("", "lab-vm-tweaks-")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(scratch)
 	if err := tweak(ctx, raw, scratch); err != nil {
-		return nil, err
+		return err
 	}
 	if out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-O", "qcow2", raw, filepath.Join(tmp, "base.qcow2")).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("qemu-img convert: %v: %s", err, out)
+		return fmt.Errorf("qemu-img convert: %v: %s", err, out)
 	}
-	_ = os.Remove(raw)
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return os.Remove(raw)
 }
 
 // bootFiles finds the newest kernel and its initrd in an image.

@@ -23,6 +23,12 @@ func (p *Provider) DomainXML(n providers.Node, base *vmBase, accel string) strin
 	if mem < 256 {
 		mem = 256
 	}
+	// Root's QEMU runs as root (lab's images are root's files); a
+	// session's runs as its user, and can be no one else.
+	seclabel := "  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>\n"
+	if p.session != nil {
+		seclabel = ""
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<domain type='%s'>
   <name>%s</name>
@@ -48,22 +54,31 @@ func (p *Provider) DomainXML(n providers.Node, base *vmBase, accel string) strin
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
-  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>
-  <devices>
+%s  <devices>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>
       <source file='%s'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-`, disk)
+`, seclabel, disk)
 	for i, ifc := range n.Interfaces {
+		port := providers.PortName(n.Lab, n.Name, i)
+		if p.session != nil { // the helper's tap device on the bridge, which QEMU opens
+			fmt.Fprintf(&b, `    <interface type='ethernet'>
+      <mac address='%s'/>
+      <target dev='%s' managed='no'/>
+      <model type='virtio'/>
+    </interface>
+`, mac(n.Lab, n.Name, i), port)
+			continue
+		}
 		fmt.Fprintf(&b, `    <interface type='bridge'>
       <mac address='%s'/>
       <source bridge='%s'/>
       <target dev='%s'/>
       <model type='virtio'/>
     </interface>
-`, mac(n.Lab, n.Name, i), ifc.Bridge, providers.PortName(n.Lab, n.Name, i))
+`, mac(n.Lab, n.Name, i), ifc.Bridge, port)
 	}
 	fmt.Fprintf(&b, `    <serial type='file'>
       <source path='%s' append='off'/>

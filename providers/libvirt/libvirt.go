@@ -20,6 +20,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"golang.org/x/sys/unix"
 
 	"github.com/labctl/lab/providers"
 )
@@ -63,8 +64,8 @@ func (p *Provider) dirs() Paths {
 
 func init() {
 	providers.Register("libvirt", func(cfg providers.Config) (providers.Provider, error) {
-		if os.Geteuid() != 0 && !cfg.ReadOnly {
-			return nil, errors.New("VM nodes (provider: libvirt) need root for now: lab without root runs container nodes")
+		if os.Geteuid() != 0 {
+			return newSession(cfg)
 		}
 		return &Provider{accel: cfg.Accel, log: os.Stderr, readOnly: cfg.ReadOnly}, nil
 	})
@@ -79,8 +80,19 @@ type Provider struct {
 	// Paths are where it keeps and finds things; zero fields: DefaultPaths.
 	Paths Paths
 
+	// session is set for a user that is not root: qemu:///session.
+	session *session
+
 	mu   sync.Mutex
 	conn *golibvirt.Libvirt
+}
+
+// uri is the libvirt connection the provider uses.
+func (p *Provider) uri() golibvirt.ConnectURI {
+	if p.session != nil {
+		return golibvirt.QEMUSession
+	}
+	return golibvirt.QEMUSystem
 }
 
 // Info: local VMs on lab's bridges, through the local libvirtd.
@@ -102,7 +114,11 @@ func (p *Provider) lv() (*golibvirt.Libvirt, error) {
 			return p.conn, nil
 		}
 	}
-	if p.readOnly {
+	if p.session != nil {
+		if err := ensureSession(p.dirs().Socket); err != nil {
+			return nil, err
+		}
+	} else if p.readOnly {
 		if !answers(p.dirs().Socket) {
 			return nil, fmt.Errorf("libvirtd is not running (nothing answers on %s); lab up starts it", p.dirs().Socket)
 		}
@@ -113,7 +129,7 @@ func (p *Provider) lv() (*golibvirt.Libvirt, error) {
 		}
 	}
 	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(p.dirs().Socket), dialers.WithLocalTimeout(5*time.Second)))
-	if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
+	if err := l.ConnectToURI(p.uri()); err != nil {
 		return nil, fmt.Errorf("libvirt: connect: %w", err)
 	}
 	p.conn = l
@@ -133,8 +149,8 @@ func (p *Provider) Accel(n providers.Node) string {
 			return a
 		}
 	}
-	if !fileExists("/dev/kvm") || p.kvmHangs() {
-		return "tcg"
+	if unix.Access("/dev/kvm", unix.R_OK|unix.W_OK) != nil || p.kvmHangs() {
+		return "tcg" // none, not the user's (group kvm), or hangs here
 	}
 	return "kvm"
 }
@@ -180,7 +196,7 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 			return nil
 		}
 	}
-	base, err := ensureBase(ctx, n.Image.RootFS)
+	base, err := ensureBase(ctx, n.Image.RootFS, p.build)
 	if err != nil {
 		return fmt.Errorf("node %s: vm disk: %w", n.Name, err)
 	}
@@ -267,7 +283,7 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 			return fmt.Errorf("node %s: destroy: %w", n.Name, err)
 		}
 	}
-	return nil
+	return p.unplug(ctx, n)
 }
 
 func (p *Provider) State(ctx context.Context, n providers.Node) (providers.State, error) {

@@ -35,6 +35,22 @@ func TestDomainXML(t *testing.T) {
 	assert.NotEqual(t, mac("a", "b", 0), mac("a", "b", 1))
 }
 
+// A user's VM (qemu:///session): its port is the helper's tap, opened by
+// name, and QEMU runs as the user (no static label of root's).
+func TestDomainXMLOfASession(t *testing.T) {
+	p := &Provider{session: &session{}, Paths: Paths{Disks: "/home/u/.local/share/lab/libvirt"}}
+	n := providers.Node{Lab: "mix", Name: "vm1", ID: "mix_vm1",
+		Interfaces: []providers.Interface{{Bridge: "lab-mix-0", Addr: netip.MustParsePrefix("10.97.13.31/24")}}}
+	x := p.DomainXML(n, &vmBase{Disk: "/c/base.qcow2", Kernel: "/c/vmlinuz", Initrd: "/c/initrd.img"}, "tcg")
+	assert.Contains(t, x, "<interface type='ethernet'>")
+	assert.Contains(t, x, "<target dev='"+providers.PortName("mix", "vm1", 0)+"' managed='no'/>")
+	assert.Contains(t, x, "/home/u/.local/share/lab/libvirt/mix_vm1.qcow2")
+	assert.NotContains(t, x, "<source bridge=")
+	assert.NotContains(t, x, "seclabel")
+	assert.Equal(t, "qemu:///session", string(p.uri()))
+	assert.Equal(t, "qemu:///system", string((&Provider{}).uri()))
+}
+
 func TestAccelChoice(t *testing.T) {
 	paths := Paths{Verdict: t.TempDir() + "/kvm-hangs"}
 	assert.Equal(t, "tcg", (&Provider{Paths: paths}).Accel(providers.Node{Accel: "tcg"}))
