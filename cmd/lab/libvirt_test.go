@@ -12,15 +12,20 @@ import (
 	"github.com/labctl/lab/labtest"
 )
 
+// requireLibvirt fails a test of VM nodes where libvirt or QEMU is missing.
+func requireLibvirt(t *testing.T) {
+	for _, bin := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "virsh"} {
+		_, err := exec.LookPath(bin)
+		require.NoError(t, err, "make setup installs libvirt and qemu")
+	}
+}
+
 // One lab, one container and one VM: both provisioned by the same script,
 // they resolve and reach each other by name, exec works on the VM, and
 // destroy leaves no domain, disk or bridge.
 func TestIntegrationLibvirtMixedLab(t *testing.T) {
 	labtest.Integration(t)
-	for _, bin := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img", "virsh"} {
-		_, err := exec.LookPath(bin)
-		require.NoError(t, err, "make setup installs libvirt and qemu")
-	}
+	requireLibvirt(t)
 	l := labtest.New(t, "it-mix", map[string]string{
 		"lab.yaml": `
 name: it-mix

@@ -36,10 +36,7 @@ nodes:
 // put on the lab's bridge; the VM and a container reach each other by
 // name, and destroy leaves no domain, disk or tap.
 func vmLabAsUser(t *testing.T, usr *labtest.User) {
-	for _, bin := range []string{"libvirtd", "qemu-system-x86_64", "qemu-img"} {
-		_, err := exec.LookPath(bin)
-		require.NoError(t, err, "make setup installs libvirt and qemu")
-	}
+	requireLibvirt(t)
 	u, err := host.LookupUser(usr.Name)
 	require.NoError(t, err)
 	name := fmt.Sprintf("uv%d", os.Getpid()%10000)
