@@ -12,11 +12,13 @@ import (
 )
 
 // LabNets is what the helper finds on the host of a user's lab: its
-// bridges with their subnets, and which bridge a port is on.
+// bridges with their subnets, which bridge a port is on, and what
+// interfaces there are.
 type LabNets struct {
-	Subnets map[string][]netip.Prefix // bridge: its subnets
-	Master  func(port string) string  // the bridge a port is attached to, "" if none
-	Exists  func(name string) bool    // whether an interface exists (nil: all do)
+	Subnets  map[string][]netip.Prefix     // bridge: its subnets
+	Master   func(port string) string      // the bridge a port is attached to, "" if none
+	Exists   func(name string) bool        // whether an interface exists (nil: all do)
+	TapOwner func(name string) (int, bool) // a tap device's owner (network.TapOwner)
 }
 
 // vmPortToBe tells whether port is a VM node's that is not there yet: the

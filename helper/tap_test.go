@@ -9,22 +9,22 @@ import (
 
 // The host as the helper sees it: the user's (uid 1000) tap on its lab's
 // bridge, root's tap, a bridge named like a VM port, another lab's bridge.
-func testTaps() Taps {
+func testTaps() LabNets {
 	owners := map[string]int{"v00000001-0": 1000, "v00000002-0": 0, "v00000005-0": 1000}
 	masters := map[string]string{"v00000001-0": "lab-l-0", "v00000005-0": "lab-other-0"}
-	return Taps{
-		Exists: func(n string) bool { _, tap := owners[n]; return tap || n == "v00000003-0" },
-		Owner:  func(n string) (int, bool) { o, ok := owners[n]; return o, ok },
-		Master: func(n string) string { return masters[n] },
-	}
+	nets := testNets()
+	nets.Exists = func(n string) bool { _, tap := owners[n]; return tap || n == "v00000003-0" }
+	nets.TapOwner = func(n string) (int, bool) { o, ok := owners[n]; return o, ok }
+	nets.Master = func(n string) string { return masters[n] }
+	return nets
 }
 
 func TestCheckTaps(t *testing.T) {
-	nets := testNets()
+	nets := testTaps()
 	tap := func(ports ...string) *Request { return &Request{Op: "tap", Lab: "l", Ports: ports} }
 	untap := func(ports ...string) *Request { return &Request{Op: "untap", Lab: "l", Ports: ports} }
-	require.NoError(t, CheckTaps(tap("v00000001-0", "v00000004-1"), "lab-l-0", 1000, nets, testTaps()), "the user's own, and a new one")
-	require.NoError(t, CheckTaps(untap("v00000001-0", "v00000004-1"), "", 1000, nets, testTaps()), "one gone already is no matter")
+	require.NoError(t, CheckTaps(tap("v00000001-0", "v00000004-1"), "lab-l-0", 1000, nets), "the user's own, and a new one")
+	require.NoError(t, CheckTaps(untap("v00000001-0", "v00000004-1"), "", 1000, nets), "one gone already is no matter")
 	for name, tc := range map[string]struct {
 		req    *Request
 		bridge string
@@ -39,7 +39,7 @@ func TestCheckTaps(t *testing.T) {
 		"none":                    {tap(), "lab-l-0", "0 ports, want 1 to 16"},
 		"more than a node has":    {untap(make([]string, 17)...), "", "17 ports"},
 	} {
-		err := CheckTaps(tc.req, tc.bridge, 1000, nets, testTaps())
+		err := CheckTaps(tc.req, tc.bridge, 1000, nets)
 		if assert.Error(t, err, name) {
 			assert.Contains(t, err.Error(), tc.want, name)
 		}

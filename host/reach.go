@@ -21,13 +21,10 @@ import (
 func (u *User) Reach(id uint32, paths ...string) error {
 	seen := map[string]bool{}
 	for _, p := range paths {
-		for dir := filepath.Dir(filepath.Clean(p)); !seen[dir]; dir = filepath.Dir(dir) {
+		for dir := filepath.Dir(filepath.Clean(p)); !seen[dir]; dir = filepath.Dir(dir) { // up to /
 			seen[dir] = true
 			if err := u.reach(id, dir); err != nil {
 				return err
-			}
-			if dir == "/" {
-				break
 			}
 		}
 	}
@@ -46,10 +43,7 @@ func (u *User) reach(id uint32, dir string) error {
 	if int(st.Uid) != u.UID {
 		return fmt.Errorf("%s: your nodes' root (uid %d) cannot enter it (mode %o, not yours): keep lab's folders below ones it can", dir, id, fi.Mode().Perm())
 	}
-	entry := "u:" + strconv.FormatUint(uint64(id), 10) + ":x"
-	if b, err := exec.Command("getfacl", "--omit-header", "--numeric", dir).Output(); err == nil && strings.Contains(string(b), "user:"+strconv.FormatUint(uint64(id), 10)+":") {
-		return nil
-	}
+	entry := "u:" + strconv.FormatUint(uint64(id), 10) + ":x" // setfacl -m: the same again changes nothing
 	if out, err := exec.Command("setfacl", "-m", entry, dir).CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: let your nodes' root (uid %d) enter it: setfacl -m %s: %v: %s (Debian package acl)", dir, id, entry, err, strings.TrimSpace(string(out)))
 	}

@@ -30,10 +30,7 @@ func (c *Cache) userCommand(ctx context.Context, spec Spec, rootfs string) *exec
 		args = append(args, "--include="+strings.Join(spec.Packages, ","))
 	}
 	args = append(args, spec.Suite, "-", spec.Mirror)
-	unpack, err := userns.Command(ctx, "tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--exclude=./dev/*", "-xpf", "-")
-	if err != nil {
-		return exec.CommandContext(ctx, "false") // Userns is set: Current was read before
-	}
+	unpack := c.Userns.Command(ctx, "tar", "-C", rootfs, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--exclude=./dev/*", "-xpf", "-")
 	quote := func(argv []string) string {
 		q := make([]string, len(argv))
 		for i, a := range argv {

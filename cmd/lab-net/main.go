@@ -238,8 +238,7 @@ func taps(ctx context.Context, req *helper.Request, bridge string, uid int) erro
 	if req.Op == "untap" {
 		bridge = ""
 	}
-	t := helper.Taps{Exists: network.LinkExists, Owner: network.TapOwner, Master: nets.Master}
-	if err := helper.CheckTaps(req, bridge, uid, nets, t); err != nil {
+	if err := helper.CheckTaps(req, bridge, uid, nets); err != nil {
 		return err
 	}
 	for _, p := range req.Ports {
@@ -286,7 +285,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 // labNets are the lab's bridges on the host, with their subnets, and how
 // to tell which bridge a port is on.
 func labNets(lab string) helper.LabNets {
-	nets := helper.LabNets{Subnets: map[string][]netip.Prefix{}, Exists: network.LinkExists, Master: func(port string) string {
+	nets := helper.LabNets{Subnets: map[string][]netip.Prefix{}, Exists: network.LinkExists, TapOwner: network.TapOwner, Master: func(port string) string {
 		if strings.ContainsAny(port, "/.") || port == "" {
 			return ""
 		}

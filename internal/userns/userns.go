@@ -97,7 +97,7 @@ func (m *Map) RunWith(ctx context.Context, op string, stdin io.Reader, files []*
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "lxc-usernsexec", append(append(m.args(), exe), args...)...)
+	cmd := m.Command(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), envOp+"="+op)
 	cmd.Stdin = stdin
 	cmd.ExtraFiles = files
@@ -153,6 +153,11 @@ func (m *Map) args() []string {
 		"-m", fmt.Sprintf("u:%d:%d:1", m.Count, m.User), "-m", fmt.Sprintf("g:%d:%d:1", m.Count, m.Group), "--"}
 }
 
+// Command is a command that runs as root of the namespace.
+func (m *Map) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "lxc-usernsexec", append(append(m.args(), name), args...)...)
+}
+
 // Command is a command that runs as root of the current user's namespace
 // (for root: as it is).
 func Command(ctx context.Context, name string, args ...string) (*exec.Cmd, error) {
@@ -163,7 +168,7 @@ func Command(ctx context.Context, name string, args ...string) (*exec.Cmd, error
 	if m == nil {
 		return exec.CommandContext(ctx, name, args...), nil
 	}
-	return exec.CommandContext(ctx, "lxc-usernsexec", append(append(m.args(), name), args...)...), nil
+	return m.Command(ctx, name, args...), nil
 }
 
 // RemoveAll removes a tree whoever of the current user's namespace owns
