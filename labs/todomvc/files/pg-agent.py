@@ -15,6 +15,10 @@ Serf's member list and:
             the primary's position, else lag=behind (the apps read only from
             standbys that are ok); if it cannot stream from that primary for
             STUCK seconds (a timeline it cannot follow), it rewinds onto it.
+            The primary is gone when this node's Serf calls it failed, or
+            when this node cannot reach it and another live pg node's Serf
+            calls it failed (asked over that node's Serf RPC: one node's
+            view can trail the others' by up to 18 s, see failed_elsewhere).
             When no primary is alive, the standbys elect one: each asks
             every other live pg node for its replay position (directly:
             Serf's tags can lag), and the one with the highest position
@@ -211,6 +215,30 @@ def rewind(primary):
     log(f"standby of {primary}")
 
 
+def failed_elsewhere(name, ms):
+    """Which other live pg node's Serf calls name failed, if any, asked
+    directly over that node's RPC (serf.sh binds it on every address).
+    Gossip alone can leave this node's view of a dead node behind: when
+    this node knows a newer incarnation of it than the node that declared
+    it dead (it refuted a suspicion under load), the declaration does not
+    apply here, and this node's own suspicion runs to memberlist's longest
+    timeout (6 x 3 s in the local profile). Asked only while this node
+    cannot reach the primary: a split between it and the primary alone is
+    no failover, the others still see the primary alive."""
+    for m in ms:
+        if m["name"] in (ME, name) or m["status"] != "alive":
+            continue
+        host = m["addr"].rsplit(":", 1)[0]
+        try:
+            out = run("serf", "members", "-rpc-addr", f"{host}:7373", "-format", "json", "-name", f"^{name}$",
+                      timeout=3).stdout
+            if any(x["name"] == name and x["status"] != "alive" for x in json.loads(out)["members"]):
+                return m["name"]
+        except (subprocess.SubprocessError, ValueError, KeyError):
+            continue  # down or busy: no testimony
+    return None
+
+
 def reachable(host):
     return run(f"{BIN}/pg_isready", "-q", "-h", host, "-t", "2", check=False).returncode == 0
 
@@ -236,6 +264,7 @@ class Agent:
         self.not_promoting = None     # why this node did not promote, last said
         self.pointed_at = (None, 0.0) # the primary followed, since when
         self.streaming_at = time.monotonic()
+        self.unreached = None         # the primary this node's last probe could not reach
 
     def boot(self):
         """Start the local server as what it should be now."""
@@ -296,6 +325,14 @@ class Agent:
     def as_standby(self, ms):
         now = time.monotonic()
         ps = live_primaries(ms)
+        if ps and self.unreached == ps[0]["name"]:
+            gone = ps[0]["name"]
+            who = failed_elsewhere(gone, ms)
+            if who:
+                if self.primary_gone_at is None:
+                    log(f"{gone} is failed in {who}'s view")
+                ms = [dict(m, status="failed") if m["name"] == gone else m for m in ms]
+                ps = live_primaries(ms)
         if ps:
             self.primary_gone_at = self.not_promoting = None
             self.follow(ps[0]["name"], now)
@@ -367,9 +404,11 @@ class Agent:
             # At most 1.5 s: a primary that just died answers nothing (its
             # stream looks alive until TCP gives up), and a round that
             # waits on it is a round that does not see Serf call it failed.
-            ok = streaming and lsn_bytes(primary, timeout=1.5) - lsn_bytes() < LAG_BYTES
+            ahead = lsn_bytes(primary, timeout=1.5)
+            self.unreached = None
+            ok = streaming and ahead - lsn_bytes() < LAG_BYTES
         except (RuntimeError, ValueError, subprocess.TimeoutExpired):
-            ok = False
+            self.unreached, ok = primary, False
         want = "ok" if ok else "behind"
         if t.get("lag") != want or t.get("pg") != "standby":
             tag(pg="standby", lag=want, epoch=None)

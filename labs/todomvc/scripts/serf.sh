@@ -2,7 +2,8 @@
 # Every node runs a Serf agent that joins adm1, with its role as a tag.
 # Roles that react to membership (adm, nginx, app) get lab-discovery as
 # handler. The "local" profile detects a dead node in a few seconds, which
-# the database's failover waits for.
+# the database's failover waits for. Its RPC listens on every address:
+# pg-agent asks the other pg nodes' Serf directly whether the primary failed.
 set -euo pipefail
 mkdir -p /etc/serf /var/lib/serf
 # Tags live in a tags file so `serf tags -set` survives restarts.
@@ -16,7 +17,7 @@ cat > /etc/serf/lab.json <<JSON
   "node_name": "$LAB_NODE",
   "bind": "$LAB_IP:7946",
   "advertise": "$LAB_IP:7946",
-  "rpc_addr": "127.0.0.1:7373",
+  "rpc_addr": "0.0.0.0:7373",
   "tags_file": "/var/lib/serf/tags.json",
   $handler
   "profile": "local",
