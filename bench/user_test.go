@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,4 +49,47 @@ nodes:
 	f, up, d := reportRuns(b, floors, ups, destroys)
 	b.Logf("5 nodes as a user, warm cache: floor (liblxc directly, root, privileged) %.2fs, lab up as a user %.2fs (%.2fx), lab destroy %.2fs",
 		f.Seconds(), up.Seconds(), up.Seconds()/f.Seconds(), d.Seconds())
+}
+
+// BenchmarkUserImage reports how long a user that is not root waits for
+// the image of BenchmarkUp5's nodes when it has none: bootstrapped in its
+// own namespace, or unpacked from root's shared cache (lab host setup made
+// the group lab, so root's lab image build shares the image).
+func BenchmarkUserImage(b *testing.B) {
+	u := labtest.NewUser(b, "labi")
+	u.Setup()
+	file := fmt.Sprintf("name: bimg\nnodes:\n  - role: node\n    packages: [%s]\n", strings.Join(allInOne, ", "))
+	dir := filepath.Join(u.Home, "img")
+	u.Write(dir, map[string]string{"lab.yaml": file})
+	rootDir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(rootDir, "lab.yaml"), []byte(file), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	build := exec.Command(labtest.Binary(b), "image", "build")
+	build.Dir = rootDir
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("lab image build as root: %v\n%s", err, out)
+	}
+	b.Cleanup(func() { u.Lab(dir, "image", "prune") })
+	var own, shared []time.Duration
+	for i := 0; i < b.N; i++ {
+		for _, c := range []struct {
+			as    *labtest.User
+			times *[]time.Duration
+		}{{u.With("LAB_SHARED_CACHE=none"), &own}, {u, &shared}} {
+			if out, code := c.as.Lab(dir, "image", "prune"); code != 0 {
+				b.Fatalf("lab image prune as %s: exit %d\n%s", u.Name, code, out)
+			}
+			t := time.Now()
+			if out, code := c.as.Lab(dir, "image", "build"); code != 0 {
+				b.Fatalf("lab image build as %s: exit %d\n%s", u.Name, code, out)
+			}
+			*c.times = append(*c.times, time.Since(t))
+		}
+	}
+	o, s := median(own), median(shared)
+	b.ReportMetric(o.Seconds(), "own-s")
+	b.ReportMetric(s.Seconds(), "shared-s")
+	b.Logf("a user's image of %d packages: bootstrapped in its namespace %.1fs, unpacked from root's shared cache %.1fs (%.0fx faster)",
+		len(allInOne), o.Seconds(), s.Seconds(), o.Seconds()/s.Seconds())
 }

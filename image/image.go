@@ -114,6 +114,12 @@ type Cache struct {
 	// removed from it. No layers, no shared files, no shared .debs: those
 	// need root's hand on the files.
 	Userns *userns.Map
+	// Shared, for a user, is root's cache: an image it lacks is unpacked
+	// from there when root shared it (shared.go). "" builds its own.
+	Shared string
+	// ShareGID, for root, is the lab group's: each image root uses is
+	// shared with its members. 0 shares nothing.
+	ShareGID int
 
 	logf func(line string) // this build's progress lines (set by Ensure)
 }
@@ -204,7 +210,18 @@ func (c *Cache) lock(ctx context.Context, key string) (func(), error) {
 // Ensure returns the image for spec, building it when it is not cached.
 // log, if not nil, receives the build's progress lines.
 func (c *Cache) Ensure(ctx context.Context, spec Spec, log func(line string)) (*Image, error) {
-	spec = spec.Normalize()
+	b := *c
+	b.logf = log
+	img, err := b.ensure(ctx, spec.Normalize())
+	if err == nil && c.ShareGID > 0 && c.Userns == nil {
+		if err := b.shareWithUsers(ctx, img); err != nil {
+			b.log(img.Key, "%v (users build their own)", err)
+		}
+	}
+	return img, err
+}
+
+func (c *Cache) ensure(ctx context.Context, spec Spec) (*Image, error) {
 	key := spec.Key()
 	if img, err := c.Get(key); err == nil {
 		return img, nil
@@ -218,9 +235,7 @@ func (c *Cache) Ensure(ctx context.Context, spec Spec, log func(line string)) (*
 	if img, err := c.Get(key); err == nil {
 		return img, nil
 	}
-	b := *c
-	b.logf = log
-	return b.build(ctx, key, spec)
+	return c.build(ctx, key, spec)
 }
 
 func (c *Cache) log(_, format string, args ...any) {
@@ -292,6 +307,9 @@ func (c *Cache) build(ctx context.Context, key string, spec Spec) (*Image, error
 // it.
 func (c *Cache) populate(ctx context.Context, key string, spec Spec, tmp string, logf io.Writer, logPath string) (string, error) {
 	rootfs := filepath.Join(tmp, "rootfs")
+	if ok, err := c.unpackShared(ctx, key, rootfs); ok || err != nil {
+		return "root's shared cache", err
+	}
 	if base, ok := layerBase(spec); ok && c.Userns == nil {
 		err := c.buildLayer(ctx, key, spec, base, tmp, logf)
 		if err == nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,14 @@ type User struct {
 	T    testing.TB
 	Name string
 	Home string
+	Env  []string // NAME=value for each lab it runs
+}
+
+// With is the same user running lab with env (NAME=value) too.
+func (u *User) With(env ...string) *User {
+	c := *u
+	c.Env = append(slices.Clone(u.Env), env...)
+	return &c
 }
 
 // NewUser makes a user named prefix and a number.
@@ -100,11 +109,12 @@ func (u *User) Setup() string {
 	return string(b)
 }
 
-// Lab runs lab as the user in dir, with a clean environment: its output
-// (both streams) and exit code.
+// Lab runs lab as the user in dir, with a clean environment (and the
+// user's Env): its output (both streams) and exit code.
 func (u *User) Lab(dir string, args ...string) (string, int) {
 	argv := append([]string{"-u", u.Name, "--", "env", "-i", "HOME=" + u.Home, "USER=" + u.Name,
-		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", Binary(u.T)}, args...)
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, u.Env...)
+	argv = append(append(argv, Binary(u.T)), args...)
 	cmd := exec.Command("runuser", argv...)
 	cmd.Dir = dir
 	b, err := cmd.CombinedOutput()

@@ -60,7 +60,8 @@ func TestIntegrationHostSetupUser(t *testing.T) {
 	assert.Contains(t, string(b), "network helper: "+host.HelperPath+" is installed")
 
 	t.Run("network helper", func(t *testing.T) { helperAsUser(t, name) })
-	t.Run("a lab without root", func(t *testing.T) { rootlessLabAsUser(t, usr) })
+	// Its own image, bootstrapped in its namespace; the VM lab's come from root's shared cache.
+	t.Run("a lab without root", func(t *testing.T) { rootlessLabAsUser(t, usr.With("LAB_SHARED_CACHE=none")) })
 	t.Run("VM nodes without root", func(t *testing.T) { vmLabAsUser(t, usr) })
 
 	b, err = exec.Command(lab, "host", "setup", "--user", name, "--remove").CombinedOutput()

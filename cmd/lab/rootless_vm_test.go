@@ -52,8 +52,23 @@ func vmLabAsUser(t *testing.T, usr *labtest.User) {
 			t.Errorf("destroy: %s", out)
 		}
 	})
+	// Root builds the lab's images (its cache is shared with the lab
+	// group); the user unpacks them instead of bootstrapping its own.
+	rootDir := t.TempDir()
+	for _, f := range []string{"lab.yaml", "both.sh"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(rootDir, f), b, 0o644))
+	}
+	build := exec.Command(labtest.Binary(t), "image", "build")
+	build.Dir = rootDir
+	b, err := build.CombinedOutput()
+	require.NoError(t, err, "lab image build as root: %s", b)
+
 	out, code := run("up")
 	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "unpacked from root's shared cache /var/cache/lab", "the user's images are root's")
+	assert.NotContains(t, out, "building with", "no bootstrap of its own")
 
 	for _, n := range []string{"ct1", "vm1"} {
 		o, c := run("exec", n, "--", "cat", "/root/hello")

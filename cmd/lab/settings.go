@@ -23,6 +23,7 @@ import (
 type settings struct {
 	File         string
 	CacheDir     string
+	SharedCache  string
 	Mirror       string
 	Provider     string
 	LXCPath      string
@@ -35,6 +36,7 @@ type settings struct {
 var settingKeys = []struct{ key, def, help string }{
 	{"file", "lab.yaml", "the lab file"},
 	{"cache_dir", "/var/cache/lab", "where built images and downloaded .debs are kept (not root: ~/.cache/lab)"},
+	{"shared_cache", "/var/cache/lab", "not root: root's cache, whose shared images a lab unpacks instead of building its own (none: never)"},
 	{"mirror", image.DefaultMirror, "the Debian mirror images are built from"},
 	{"provider", topology.DefaultProvider, "the provider of roles whose lab file names none"},
 	{"lxc_path", "/var/lib/lxc", "where LXC keeps containers (not root: ~/.local/share/lab/lxc)"},
@@ -68,7 +70,7 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 		return settings{}, err
 	}
 	s := settings{
-		File: v.GetString("file"), CacheDir: v.GetString("cache_dir"), Mirror: v.GetString("mirror"),
+		File: v.GetString("file"), CacheDir: v.GetString("cache_dir"), SharedCache: v.GetString("shared_cache"), Mirror: v.GetString("mirror"),
 		Provider: v.GetString("provider"), LXCPath: v.GetString("lxc_path"), LibvirtAccel: v.GetString("libvirt_accel"),
 		HostPaths: hostPaths(v.Get("host_paths")),
 	}
@@ -132,6 +134,9 @@ func (s settings) check() error {
 		if !filepath.IsAbs(p) {
 			return usagef("setting host_paths (LAB_HOST_PATHS): %q: want absolute paths", p)
 		}
+	}
+	if s.SharedCache != "none" && !filepath.IsAbs(s.SharedCache) {
+		return usagef("setting shared_cache (LAB_SHARED_CACHE) = %q: want an absolute path, or none", s.SharedCache)
 	}
 	for k, v := range map[string]string{"cache_dir": s.CacheDir, "lxc_path": s.LXCPath} {
 		if !filepath.IsAbs(v) {

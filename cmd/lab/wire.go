@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -95,6 +97,13 @@ func (a *app) images() *image.Cache {
 	c := &image.Cache{Dir: a.set.CacheDir}
 	if os.Geteuid() != 0 {
 		c.Userns, _ = userns.Current() // nil: needHost says why
+		if a.set.SharedCache != "none" && a.set.SharedCache != a.set.CacheDir {
+			c.Shared = a.set.SharedCache
+		}
+		return c
+	}
+	if g, err := user.LookupGroup(host.Group); err == nil {
+		c.ShareGID, _ = strconv.Atoi(g.Gid) // a host with users of lab: root's images are theirs too
 	}
 	return c
 }
