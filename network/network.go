@@ -155,6 +155,9 @@ func (m *Manager) Ensure(ctx context.Context, lab string, n Net) error {
 			return fmt.Errorf("network %s: %w", n.Bridge, err)
 		}
 	}
+	if err := fixMAC(ctx, n.Bridge); err != nil {
+		return fmt.Errorf("network %s: %w", n.Bridge, err)
+	}
 	if err := ensureIPv6(ctx, n); err != nil {
 		return fmt.Errorf("network %s: %w", n.Bridge, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/labctl/lab/labtest"
+	"github.com/labctl/lab/network"
 )
 
 // A 3-node lab comes up; nodes resolve and reach each other by name; exec
@@ -96,6 +97,14 @@ func TestIntegrationScale(t *testing.T) {
 	l.MustRun("up")
 	pid1, pid2 := l.InitPID("app1"), l.InitPID("app2")
 	require.NotZero(t, pid1)
+	// The host's address on the lab's network is the bridge's own, not
+	// its lowest port's: no node's coming or going changes it.
+	bridgeMAC := func() string {
+		b, err := os.ReadFile("/sys/class/net/lab-it-scale-0/address")
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	assert.Equal(t, network.BridgeMAC("lab-it-scale-0"), bridgeMAC())
 
 	l.Write("lab.yaml", lab(3))
 	var p struct {
@@ -111,6 +120,7 @@ func TestIntegrationScale(t *testing.T) {
 	assert.Equal(t, pid1, l.InitPID("app1"), "app1 was restarted by a scale-up")
 	assert.Equal(t, pid2, l.InitPID("app2"), "app2 was restarted by a scale-up")
 	assert.NotZero(t, l.InitPID("app3"))
+	assert.Equal(t, network.BridgeMAC("lab-it-scale-0"), bridgeMAC(), "a scale-up changed the host's MAC on the lab's network")
 	o, c := l.Exec("app1", "getent", "ahostsv4", "app3")
 	require.Equal(t, 0, c)
 	assert.Contains(t, o, "10.97.2.13")
@@ -118,6 +128,7 @@ func TestIntegrationScale(t *testing.T) {
 	l.Write("lab.yaml", lab(1))
 	l.MustRun("up")
 	assert.Equal(t, pid1, l.InitPID("app1"), "app1 was restarted by a scale-down")
+	assert.Equal(t, network.BridgeMAC("lab-it-scale-0"), bridgeMAC(), "a scale-down changed the host's MAC on the lab's network")
 	st := l.Status()
 	assert.Len(t, st, 1)
 	for _, gone := range []string{"app2", "app3"} {
