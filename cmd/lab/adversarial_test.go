@@ -81,6 +81,7 @@ func TestSpecialFilesAndSettings(t *testing.T) {
 		{[]string{"--config", "/missing.yaml", "validate"}, nil, "--config /missing.yaml: not a readable file"},
 		{[]string{"validate"}, []string{"LAB_WORKERS=abc"}, `workers (LAB_WORKERS) = "abc"`},
 		{[]string{"validate"}, []string{"LAB_PROVIDER=nope"}, `provider (LAB_PROVIDER) = "nope"`},
+		{[]string{"validate"}, []string{"LAB_SHARED_CACHE=var/cache/lab"}, `shared_cache (LAB_SHARED_CACHE) = "var/cache/lab": want an absolute path, or none`},
 		{[]string{"exec", "nope1", "--", "true"}, nil, `no node "nope1" in lab sp`},
 		{[]string{"destroy", "--name", "Bad_Name"}, nil, "not a lab name"},
 	} {
