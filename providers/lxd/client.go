@@ -1,0 +1,166 @@
+package lxd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+
+	"github.com/labctl/lab/providers"
+)
+
+// client runs LXD's own client program, lxc (Debian's lxd-client), as kind
+// drives Docker through its CLI: LXD's Go client module is not served to
+// us, and lxc query reaches every REST call that has no command. Every
+// call names the remote and the project, so the user's default remote and
+// project never decide where a lab lands.
+type client struct {
+	bin     string // the lxc program ("lxc")
+	remote  string // "" or "local": the local LXD
+	project string // "" : default
+	env     []string
+}
+
+// where prefixes an instance, image or network name with the remote.
+func (c *client) where(name string) string {
+	if c.remote == "" {
+		return name
+	}
+	return c.remote + ":" + name
+}
+
+// run runs lxc with args and returns its standard output; a failure names
+// the remote and the operation, with what lxc said.
+func (c *client) run(ctx context.Context, stdin io.Reader, args ...string) ([]byte, error) {
+	if c.project != "" {
+		args = append([]string{"--project", c.project}, args...)
+	}
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		msg = strings.TrimPrefix(msg, "Error: ")
+		if msg == "" {
+			msg = err.Error()
+		}
+		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: opOf(args), Msg: msg}
+	}
+	return stdout.Bytes(), nil
+}
+
+// query is one REST call (lxc query): method, path under the remote, a
+// body marshalled as JSON (nil: none), the answer decoded into out.
+func (c *client) query(ctx context.Context, method, path string, body, out any) error {
+	args := []string{"query", "-X", method}
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--data", string(b))
+	}
+	if c.project != "" && !strings.Contains(path, "project=") {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "project=" + c.project
+	}
+	args = append(args, c.where(path))
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: ")
+		if msg == "" {
+			msg = err.Error()
+		}
+		return &Error{Remote: c.remoteName(), Op: method + " " + path, Msg: msg}
+	}
+	if out == nil || stdout.Len() == 0 {
+		return nil
+	}
+	return json.Unmarshal(stdout.Bytes(), out)
+}
+
+func (c *client) remoteName() string {
+	if c.remote == "" {
+		return "local"
+	}
+	return c.remote
+}
+
+// opOf is the LXD operation a command line is, for errors: "init",
+// "network create", "image import".
+func opOf(args []string) string {
+	var words []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--project" {
+			i++
+			continue
+		}
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		words = append(words, a)
+		if len(words) == 2 || (len(words) == 1 && !twoWord[a]) {
+			break
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+var twoWord = map[string]bool{"network": true, "image": true, "cluster": true, "profile": true, "storage": true, "file": true, "config": true, "project": true}
+
+// Error is a call to LXD that failed: on which remote, which operation,
+// and what LXD said.
+type Error struct {
+	Remote, Op, Msg string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("lxd %s: %s: %s", e.Remote, e.Op, e.Msg)
+}
+
+// notFound tells whether LXD said the thing does not exist.
+func notFound(err error) bool {
+	e, ok := err.(*Error)
+	return ok && (strings.Contains(e.Msg, "not found") || strings.Contains(e.Msg, "Not Found"))
+}
+
+// exec runs lxc with args wired to eio and returns the exit code of the
+// command it ran in the instance; err only when lxc could not run it.
+func (c *client) exec(ctx context.Context, args []string, eio providers.ExecIO) (int, error) {
+	if c.project != "" {
+		args = append([]string{"--project", c.project}, args...)
+	}
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	cmd.Stdin, cmd.Stdout = eio.Stdin, eio.Stdout
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if eio.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(eio.Stderr, &stderr)
+	}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if strings.Contains(stderr.String(), "Error: ") && ee.ExitCode() == 1 && strings.HasPrefix(strings.TrimSpace(stderr.String()), "Error: ") {
+			return -1, &Error{Remote: c.remoteName(), Op: "exec", Msg: strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: ")}
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
+}

@@ -1,0 +1,51 @@
+package lxd
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/providers"
+)
+
+func TestCreateRequest(t *testing.T) {
+	n := providers.Node{Lab: "todo_mvc", Name: "pg1", Owner: "/src/todomvc/.lab", CPUs: 1, Memory: 512 << 20, Unprivileged: true,
+		Image: providers.Image{Key: "bookworm-0123456789ab"},
+		Interfaces: []providers.Interface{{Bridge: "lab-todomvc-0", Addr: netip.MustParsePrefix("10.80.0.31/24"),
+			Addr6: netip.MustParsePrefix("fd00::31/64")}}}
+	r := createRequest(n)
+	assert.Equal(t, "todo-mvc-pg1", r["name"], "LXD names take letters, digits and hyphens")
+	assert.Equal(t, map[string]string{"type": "image", "alias": "lab/bookworm-0123456789ab"}, r["source"])
+	c := r["config"].(map[string]string)
+	assert.Equal(t, "false", c["security.privileged"])
+	assert.Equal(t, "1", c["limits.cpu"])
+	assert.Equal(t, "536870912", c["limits.memory"])
+	assert.Equal(t, "/src/todomvc/.lab", c["user.lab.owner"])
+	assert.Equal(t, "lxc.net.0.ipv4.address = 10.80.0.31/24\nlxc.net.0.ipv6.address = fd00::31/64", c["raw.lxc"])
+	assert.Equal(t, map[string]string{"type": "nic", "network": "lab-todomvc-0", "name": "eth0"}, r["devices"].(map[string]any)["eth0"])
+}
+
+func TestErrorsNameRemoteAndOperation(t *testing.T) {
+	assert.Equal(t, "network create", opOf([]string{"--project", "lab", "network", "create", "x", "--target", "m1"}))
+	assert.Equal(t, "delete", opOf([]string{"delete", "--force", "x"}))
+	e := &Error{Remote: "mycluster", Op: "init", Msg: "Failed to create instance: no space left on device"}
+	assert.Equal(t, "lxd mycluster: init: Failed to create instance: no space left on device", e.Error())
+	assert.True(t, notFound(&Error{Msg: "Instance not found"}))
+	assert.False(t, notFound(nil))
+}
+
+func TestMetadataTar(t *testing.T) {
+	tr := tar.NewReader(bytes.NewReader(metadataTar("bookworm-0123456789ab", time.Unix(1700000000, 0))))
+	h, err := tr.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "metadata.yaml", h.Name)
+	b, _ := io.ReadAll(tr)
+	assert.Contains(t, string(b), "architecture: x86_64\ncreation_date: 1700000000\n")
+	assert.Contains(t, string(b), "description: lab image bookworm-0123456789ab")
+}
