@@ -58,7 +58,7 @@ func (c *client) run(ctx context.Context, stdin io.Reader, args ...string) ([]by
 // query is one REST call (lxc query): method, path under the remote, a
 // body marshalled as JSON (nil: none), the answer decoded into out.
 func (c *client) query(ctx context.Context, method, path string, body, out any) error {
-	args := []string{"query", "-X", method}
+	args := []string{"query", "--wait", "-X", method} // --wait: an async answer is the operation's end
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {

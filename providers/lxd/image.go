@@ -15,7 +15,7 @@ import (
 
 // alias is how an image lab built is known in LXD's image store: by its
 // content key, so it is imported once per key and found again.
-func alias(img providers.Image) string { return "lab/" + img.Key }
+func alias(img providers.Image) string { return "lab-" + img.Key } // no "/": it is part of a REST path
 
 // ensureImage imports img into the remote's image store unless it is
 // there: LXD's split format, a metadata tar and the tree as a tar.zst (the

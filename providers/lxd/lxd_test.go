@@ -21,7 +21,7 @@ func TestCreateRequest(t *testing.T) {
 			Addr6: netip.MustParsePrefix("fd00::31/64")}}}
 	r := createRequest(n)
 	assert.Equal(t, "todo-mvc-pg1", r["name"], "LXD names take letters, digits and hyphens")
-	assert.Equal(t, map[string]string{"type": "image", "alias": "lab/bookworm-0123456789ab"}, r["source"])
+	assert.Equal(t, map[string]string{"type": "image", "alias": "lab-bookworm-0123456789ab"}, r["source"])
 	c := r["config"].(map[string]string)
 	assert.Equal(t, "false", c["security.privileged"])
 	assert.Equal(t, "1", c["limits.cpu"])
@@ -48,4 +48,20 @@ func TestMetadataTar(t *testing.T) {
 	b, _ := io.ReadAll(tr)
 	assert.Contains(t, string(b), "architecture: x86_64\ncreation_date: 1700000000\n")
 	assert.Contains(t, string(b), "description: lab image bookworm-0123456789ab")
+}
+
+func TestNetworkConfig(t *testing.T) {
+	n := Net{Name: "lab-todomvc-0", Subnet: netip.MustParsePrefix("10.80.0.0/24"), Gateway: netip.MustParseAddr("10.80.0.1"),
+		TunnelDev: "eth0", Domain: "todomvc.lab"}
+	single := n.config(false)
+	assert.Equal(t, "10.80.0.1/24", single["ipv4.address"])
+	assert.Equal(t, "false", single["ipv4.nat"], "no way out of the lab")
+	assert.NotContains(t, single, "tunnel.lab.protocol", "one server: no tunnel")
+	c := n.config(true)
+	assert.Equal(t, "vxlan", c["tunnel.lab.protocol"])
+	assert.Equal(t, "eth0", c["tunnel.lab.interface"])
+	assert.Equal(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-0"}.config(true)["tunnel.lab.id"], "the id is the name's")
+	assert.NotEqual(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-1"}.config(true)["tunnel.lab.id"])
+	assert.Equal(t, "host-record=pg1.todomvc.lab,pg1,10.80.0.31\nhost-record=www.todomvc.lab,www,10.80.0.5\n",
+		hostRecords("todomvc.lab", map[string]netip.Addr{"www": netip.MustParseAddr("10.80.0.5"), "pg1": netip.MustParseAddr("10.80.0.31")}))
 }

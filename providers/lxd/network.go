@@ -1,0 +1,134 @@
+package lxd
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Net is a lab network as LXD makes it: a managed bridge on every member,
+// joined across members by multicast VXLAN (OVN needs Open vSwitch, which
+// this kernel has no datapath for; a network's tunnel keys are
+// cluster-wide, and a multicast group needs no per-member remote).
+type Net struct {
+	Name    string       // the lab's bridge name, lab-LAB-I (15 characters at most)
+	Subnet  netip.Prefix // 10.80.0.0/24
+	Gateway netip.Addr   // every member's bridge has it: a distributed gateway
+	// TunnelDev is the members' interface VXLAN goes through ("" : the
+	// one of the default route, which a member may not have).
+	TunnelDev string
+	Domain    string // the DNS domain of the lab's names
+}
+
+// vni is the network's VXLAN id, from its name.
+func (n Net) vni() int {
+	h := fnv.New32a()
+	h.Write([]byte(n.Name))
+	return int(h.Sum32()%(1<<24-2)) + 1
+}
+
+// config is the network's cluster-wide configuration.
+func (n Net) config(clustered bool) map[string]string {
+	c := map[string]string{
+		"ipv4.address": netip.PrefixFrom(n.Gateway, n.Subnet.Bits()).String(),
+		"ipv4.nat":     "false",
+		"ipv4.dhcp":    "false",
+		"ipv6.address": "none",
+		"user.lab":     "true",
+	}
+	if n.Domain != "" {
+		c["dns.domain"] = n.Domain
+	}
+	if clustered {
+		c["tunnel.lab.protocol"] = "vxlan"
+		c["tunnel.lab.group"] = "239.0.0.1"
+		c["tunnel.lab.id"] = fmt.Sprint(n.vni())
+		if n.TunnelDev != "" {
+			c["tunnel.lab.interface"] = n.TunnelDev
+		}
+	}
+	return c
+}
+
+// members lists the cluster's members, none when LXD is not clustered.
+func (p *Provider) members(ctx context.Context) ([]string, error) {
+	var cl struct {
+		Enabled bool `json:"enabled"`
+	}
+	if err := p.c.query(ctx, "GET", "/1.0/cluster", nil, &cl); err != nil || !cl.Enabled {
+		return nil, err
+	}
+	var urls []string
+	if err := p.c.query(ctx, "GET", "/1.0/cluster/members", nil, &urls); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, u := range urls {
+		names = append(names, u[strings.LastIndex(u, "/")+1:])
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// ensureNetwork makes the network unless it exists: in a cluster, pending
+// on each member first, then for all of them, as LXD asks.
+func (p *Provider) ensureNetwork(ctx context.Context, n Net) error {
+	if err := p.c.query(ctx, "GET", "/1.0/networks/"+n.Name, nil, nil); err == nil {
+		return nil
+	} else if !notFound(err) {
+		return err
+	}
+	members, err := p.members(ctx)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	for _, m := range members {
+		if err := p.c.query(ctx, "POST", "/1.0/networks?target="+m, map[string]any{"name": n.Name, "type": "bridge"}, nil); err != nil {
+			return fmt.Errorf("network %s: on member %s: %w", n.Name, m, err)
+		}
+	}
+	body := map[string]any{"name": n.Name, "type": "bridge", "config": n.config(len(members) > 0)}
+	if err := p.c.query(ctx, "POST", "/1.0/networks", body, nil); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// hostRecords is dnsmasq's configuration for the lab's names: the key is
+// cluster-wide, so every member's dnsmasq answers for every node.
+func hostRecords(domain string, hosts map[string]netip.Addr) string {
+	names := make([]string, 0, len(hosts))
+	for h := range hosts {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, h := range names {
+		if domain != "" {
+			fmt.Fprintf(&b, "host-record=%s.%s,%s,%s\n", h, domain, h, hosts[h])
+		} else {
+			fmt.Fprintf(&b, "host-record=%s,%s\n", h, hosts[h])
+		}
+	}
+	return b.String()
+}
+
+// setHosts replaces the names the network's dnsmasq serves.
+func (p *Provider) setHosts(ctx context.Context, n Net, hosts map[string]netip.Addr) error {
+	body := map[string]any{"config": map[string]string{"raw.dnsmasq": hostRecords(n.Domain, hosts)}}
+	if err := p.c.query(ctx, "PATCH", "/1.0/networks/"+n.Name, body, nil); err != nil {
+		return fmt.Errorf("network %s: names: %w", n.Name, err)
+	}
+	return nil
+}
+
+// removeNetwork deletes the network; one that is gone already is fine.
+func (p *Provider) removeNetwork(ctx context.Context, name string) error {
+	if err := p.c.query(ctx, "DELETE", "/1.0/networks/"+name, nil, nil); err != nil && !notFound(err) {
+		return fmt.Errorf("network %s: %w", name, err)
+	}
+	return nil
+}
