@@ -34,6 +34,11 @@ func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
 	t.Helper()
 	Integration(t)
 	c := &LXDCluster{Bridge: "lab-lxdt-0", Dir: t.TempDir(), Bin: bin}
+	// The instances' root (an unprivileged id) must get through to their
+	// folders, as through /var/lib/lxd.
+	for _, d := range []string{filepath.Dir(c.Dir), c.Dir} {
+		require.NoError(t, os.Chmod(d, 0o711))
+	}
 	c.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LXD_DIR="+c.member(1))
 	if libs != "" {
 		c.Env = append(c.Env, "LD_LIBRARY_PATH="+libs)
@@ -73,7 +78,7 @@ func (c *LXDCluster) spawn(t testing.TB, i int, ns string) {
 	cg := filepath.Join(c.Dir, fmt.Sprintf("cg%d", i))
 	script := fmt.Sprintf(`set -e; mkdir -p %[1]s; mount --rbind /sys/fs/cgroup %[1]s; umount -l /sys
 mount -t sysfs sysfs /sys; mount --rbind %[1]s /sys/fs/cgroup; umount -l %[1]s
-exec lxd --group root --logfile %[2]s/lxd.log`, cg, dir)
+exec %[3]s/lxd --group root --logfile %[2]s/lxd.log`, cg, dir, c.Bin)
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "unshare", "-m", "--propagation", "slave", "bash", "-c", script)
 	cmd.Env = append(append([]string{}, c.Env...), "LXD_DIR="+dir)
 	out, err := os.Create(filepath.Join(dir, "lxd.out"))
@@ -88,7 +93,7 @@ exec lxd --group root --logfile %[2]s/lxd.log`, cg, dir)
 // lxd runs an lxd subcommand against member i.
 func (c *LXDCluster) lxd(t testing.TB, i int, stdin *strings.Reader, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("lxd", args...)
+	cmd := exec.Command(filepath.Join(c.Bin, "lxd"), args...)
 	cmd.Env = append(append([]string{}, c.Env...), "LXD_DIR="+c.member(i))
 	if stdin != nil {
 		cmd.Stdin = stdin
@@ -101,7 +106,7 @@ func (c *LXDCluster) lxd(t testing.TB, i int, stdin *strings.Reader, args ...str
 // Lxc runs lxc against the cluster (member 1) and returns its output.
 func (c *LXDCluster) Lxc(t testing.TB, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("lxc", args...)
+	cmd := exec.Command(filepath.Join(c.Bin, "lxc"), args...)
 	cmd.Env = c.Env
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "lxc %s: %s", strings.Join(args, " "), out)
@@ -138,7 +143,7 @@ cluster: {server_name: m1, enabled: true}
 // the namespaces, the bridge and the folders.
 func (c *LXDCluster) remove(t testing.TB) {
 	for i := range c.pids {
-		cmd := exec.Command("lxd", "shutdown", "--timeout", "30")
+		cmd := exec.Command(filepath.Join(c.Bin, "lxd"), "shutdown", "--timeout", "30")
 		cmd.Env = append(append([]string{}, c.Env...), "LXD_DIR="+c.member(i+1))
 		_ = cmd.Run()
 	}
@@ -150,8 +155,21 @@ func (c *LXDCluster) remove(t testing.TB) {
 			_ = exec.Command("kill", "-9", strconv.Itoa(pid)).Run()
 		}
 	}
+	// What a killed daemon left: its instances' monitors, its dnsmasq in
+	// its namespace (which then outlives the name).
+	if out, err := exec.Command("pgrep", "-f", c.Dir).Output(); err == nil {
+		for _, pid := range strings.Fields(string(out)) {
+			_ = exec.Command("kill", "-9", pid).Run()
+		}
+	}
 	for i := range c.Members {
-		_ = exec.Command("ip", "netns", "del", fmt.Sprintf("lab-lxdt-m%d", i+1)).Run()
+		ns := fmt.Sprintf("lab-lxdt-m%d", i+1)
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, pid := range strings.Fields(string(out)) {
+				_ = exec.Command("kill", "-9", pid).Run()
+			}
+		}
+		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
 	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
 }

@@ -36,7 +36,7 @@ func TestIntegrationCluster(t *testing.T) {
 	img, err := c.Ensure(ctx, image.Spec{Suite: "bookworm", Packages: []string{"systemd-sysv", "iproute2", "iputils-ping"}}, nil)
 	require.NoError(t, err)
 	p := New("", "")
-	p.c.env = cl.Env
+	p.c.bin, p.c.env = filepath.Join(cl.Bin, "lxc"), cl.Env
 	net := Net{Name: "lab-lxdc-0", Subnet: netip.MustParsePrefix("10.97.251.0/24"), Gateway: netip.MustParseAddr("10.97.251.1"),
 		TunnelDev: "eth0", Domain: "lxdc.lab"}
 	require.NoError(t, p.ensureNetwork(ctx, net))
@@ -63,7 +63,11 @@ func TestIntegrationCluster(t *testing.T) {
 	})
 	for _, n := range nodes {
 		require.NoError(t, p.Create(ctx, n))
-		require.NoError(t, p.Start(ctx, n))
+		if err := p.Start(ctx, n); err != nil {
+			b, _ := os.ReadFile(filepath.Join(cl.Dir, "m1", "logs", instance(n), "lxc.log"))
+			c, _ := os.ReadFile(filepath.Join(cl.Dir, "m1", "logs", instance(n), "lxc.conf"))
+			require.NoError(t, err, "lxc.log:\n%s\nlxc.conf:\n%s", b, c)
+		}
 	}
 	where := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimSpace(cl.Lxc(t, "list", "-f", "csv", "-c", "nL")), "\n") {
