@@ -178,3 +178,39 @@ func processAlive(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return err == nil
 }
+
+// LXDDebs are the packages the test bed's LXD runs from: Debian's lxd and
+// its client, and the libraries and tools they need that lab's own
+// packages do not bring.
+var LXDDebs = []string{"lxd", "lxd-client", "libdqlite0", "libraft2", "libuv1", "liblzo2-2", "squashfs-tools", "attr"}
+
+// LXDBin returns the folders of the test bed's lxd and lxc and of their
+// libraries: Debian's packages unpacked (dpkg -x) once into lab's cache,
+// not installed. Installed, lxd's postinst starts a system-wide LXD
+// (invoke-rc.d, with no systemd), which a test must not leave running.
+func LXDBin(t testing.TB) (bin, libs string) {
+	t.Helper()
+	root := "/var/cache/lab/lxd-testbed"
+	bin, libs = filepath.Join(root, "usr/bin"), filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	if _, err := os.Stat(filepath.Join(bin, "lxd")); err == nil {
+		return bin, libs
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(root), ".lxd-testbed-")
+	require.NoError(t, err)
+	defer os.RemoveAll(tmp)
+	require.NoError(t, os.Chmod(tmp, 0o755)) // apt's sandbox user writes the .debs
+	get := exec.Command("apt-get", append([]string{"download"}, LXDDebs...)...)
+	get.Dir = tmp
+	out, err := get.CombinedOutput()
+	require.NoError(t, err, "apt-get download: %s", out)
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	require.Len(t, debs, len(LXDDebs), "apt-get download: %s", out)
+	unpacked := filepath.Join(tmp, "root")
+	for _, d := range debs {
+		out, err := exec.Command("dpkg", "-x", d, unpacked).CombinedOutput()
+		require.NoError(t, err, "dpkg -x %s: %s", d, out)
+	}
+	_ = os.RemoveAll(root)
+	require.NoError(t, os.Rename(unpacked, root))
+	return bin, libs
+}

@@ -16,24 +16,21 @@ import (
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/labtest"
 	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/providers/lxc"
 )
 
-// Three nodes on a 3-member cluster: they land on more than one member,
-// reach each other across members by address and by name, and destroy
-// leaves no instance, network or image behind. LAB_TEST_LXD_ROOT is a
-// folder Debian's lxd and lxd-client are unpacked in (dpkg -x): the test
-// bed needs no system-wide LXD.
+// Three nodes on a 3-member cluster (the test bed of docs/lxd.md): they
+// land on more than one member, reach each other across members by address
+// and by name, and destroy leaves no instance, network or image behind.
 func TestIntegrationCluster(t *testing.T) {
-	root := os.Getenv("LAB_TEST_LXD_ROOT")
-	if root == "" {
-		t.Skip("LAB_TEST_LXD_ROOT: where lxd is unpacked")
-	}
-	cl := labtest.NewLXDCluster(t, 3, "10.97.250", filepath.Join(root, "usr/bin"), filepath.Join(root, "usr/lib/x86_64-linux-gnu"))
+	labtest.Integration(t)
+	bin, libs := labtest.LXDBin(t)
+	cl := labtest.NewLXDCluster(t, 3, "10.97.250", bin, libs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	c := &image.Cache{Dir: "/var/cache/lab"}
-	img, err := c.Ensure(ctx, image.Spec{Suite: "bookworm", Packages: []string{"systemd-sysv", "iproute2", "iputils-ping"}}, nil)
+	img, err := c.Ensure(ctx, image.Spec{Suite: "bookworm", Packages: lxc.BasePackages}, nil)
 	require.NoError(t, err)
 	p := New("", "")
 	p.c.bin, p.c.env = filepath.Join(cl.Bin, "lxc"), cl.Env
