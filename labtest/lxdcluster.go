@@ -195,6 +195,7 @@ func LXDBin(t testing.TB) (bin, libs string) {
 	if _, err := os.Stat(filepath.Join(bin, "lxd")); err == nil {
 		return bin, libs
 	}
+	require.NoError(t, os.MkdirAll(filepath.Dir(root), 0o755))
 	tmp, err := os.MkdirTemp(filepath.Dir(root), ".lxd-testbed-")
 	require.NoError(t, err)
 	defer os.RemoveAll(tmp)
