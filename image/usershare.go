@@ -37,12 +37,8 @@ func (c *Cache) shareWithUsers(ctx context.Context, img *Image) error {
 	start := time.Now()
 	tmp := fmt.Sprintf("%s.tmp-%d", dst, os.Getpid())
 	defer os.Remove(tmp)
-	// ./dev stays out, as in a user's own image: a node's /dev is LXC's.
-	cmd := exec.CommandContext(ctx, "bash", "-c",
-		`set -o pipefail; tar -C "$1" --numeric-owner --xattrs --xattrs-include='*' --exclude=./dev/* -cf - . | zstd -q -T0 -1 -o "$2"`,
-		"share", img.RootFS, tmp)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("image %s: share with users: %w: %s", img.Key, err, strings.TrimSpace(string(out)))
+	if err := PackTree(ctx, img.RootFS, tmp); err != nil {
+		return fmt.Errorf("image %s: share with users: %w", img.Key, err)
 	}
 	if err := os.Chown(tmp, 0, c.ShareGID); err != nil {
 		return err
@@ -56,6 +52,23 @@ func (c *Cache) shareWithUsers(ctx context.Context, img *Image) error {
 	c.log(img.Key, "shared with the lab group's users in %.1fs", time.Since(start).Seconds())
 	return nil
 }
+
+// PackTree writes the tree rootfs as a tar.zst at dst: owners as numbers,
+// extended attributes kept, /dev's entries left out (a node's /dev is its
+// container manager's). It is an image's shared form, and LXD's rootfs.
+func PackTree(ctx context.Context, rootfs, dst string) error {
+	cmd := exec.CommandContext(ctx, "bash", "-c",
+		`set -o pipefail; tar -C "$1" --numeric-owner --xattrs --xattrs-include='*' --exclude=./dev/* -cf - . | zstd -q -f -T0 -1 -o "$2"`,
+		"pack", rootfs, dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pack %s: %w: %s", rootfs, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// SharedForm is the path of the shared form of the image whose tree is
+// rootfs (it may not exist).
+func SharedForm(rootfs string) string { return filepath.Join(filepath.Dir(rootfs), sharedFile) }
 
 // unpackShared fills rootfs from root's shared cache when it can. An
 // unpack that fails leaves rootfs empty for the user's own bootstrap.

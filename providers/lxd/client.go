@@ -45,12 +45,7 @@ func (c *client) run(ctx context.Context, stdin io.Reader, args ...string) ([]by
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		msg = strings.TrimPrefix(msg, "Error: ")
-		if msg == "" {
-			msg = err.Error()
-		}
-		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: opOf(args), Msg: msg}
+		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: opOf(args), Msg: said(stderr, err)}
 	}
 	return stdout.Bytes(), nil
 }
@@ -79,11 +74,7 @@ func (c *client) query(ctx context.Context, method, path string, body, out any) 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: ")
-		if msg == "" {
-			msg = err.Error()
-		}
-		return &Error{Remote: c.remoteName(), Op: method + " " + path, Msg: msg}
+		return &Error{Remote: c.remoteName(), Op: method + " " + path, Msg: said(stderr, err)}
 	}
 	if out == nil || stdout.Len() == 0 {
 		return nil
@@ -154,8 +145,10 @@ func (c *client) exec(ctx context.Context, args []string, eio providers.ExecIO) 
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if strings.Contains(stderr.String(), "Error: ") && ee.ExitCode() == 1 && strings.HasPrefix(strings.TrimSpace(stderr.String()), "Error: ") {
-			return -1, &Error{Remote: c.remoteName(), Op: "exec", Msg: strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: ")}
+		// lxc itself failed (no such instance, not running): it exits 1
+		// with its "Error: " line, and the command never ran.
+		if ee.ExitCode() == 1 && strings.HasPrefix(strings.TrimSpace(stderr.String()), "Error: ") {
+			return -1, &Error{Remote: c.remoteName(), Op: "exec", Msg: said(stderr, err)}
 		}
 		return ee.ExitCode(), nil
 	}
@@ -163,4 +156,13 @@ func (c *client) exec(ctx context.Context, args []string, eio providers.ExecIO) 
 		return -1, err
 	}
 	return 0, nil
+}
+
+// said is what lxc said on its standard error, without its "Error: ".
+func said(stderr bytes.Buffer, err error) string {
+	msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: ")
+	if msg == "" {
+		return err.Error()
+	}
+	return msg
 }

@@ -6,10 +6,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
+	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/providers"
 )
 
@@ -35,14 +35,11 @@ func (p *Provider) ensureImage(ctx context.Context, img providers.Image) error {
 	if err := os.WriteFile(meta, metadataTar(img.Key, time.Now()), 0o600); err != nil {
 		return err
 	}
-	rootfs := filepath.Join(filepath.Dir(img.RootFS), "rootfs.tar.zst")
+	rootfs := image.SharedForm(img.RootFS)
 	if _, err := os.Stat(rootfs); err != nil {
 		rootfs = filepath.Join(tmp, "rootfs.tar.zst")
-		cmd := exec.CommandContext(ctx, "bash", "-c",
-			`set -o pipefail; tar -C "$1" --numeric-owner --xattrs --xattrs-include='*' --exclude=./dev/* -cf - . | zstd -q -T0 -1 -o "$2"`,
-			"pack", img.RootFS, rootfs)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("image %s: pack for LXD: %w: %s", img.Key, err, bytes.TrimSpace(out))
+		if err := image.PackTree(ctx, img.RootFS, rootfs); err != nil {
+			return fmt.Errorf("image %s: for LXD: %w", img.Key, err)
 		}
 	}
 	args := []string{"image", "import", meta, rootfs, "--alias", alias(img)}
