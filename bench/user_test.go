@@ -2,8 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,15 +59,7 @@ func BenchmarkUserImage(b *testing.B) {
 	file := fmt.Sprintf("name: bimg\nnodes:\n  - role: node\n    packages: [%s]\n", strings.Join(allInOne, ", "))
 	dir := filepath.Join(u.Home, "img")
 	u.Write(dir, map[string]string{"lab.yaml": file})
-	rootDir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(rootDir, "lab.yaml"), []byte(file), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	build := exec.Command(labtest.Binary(b), "image", "build")
-	build.Dir = rootDir
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("lab image build as root: %v\n%s", err, out)
-	}
+	labtest.New(b, "bimg", map[string]string{"lab.yaml": file}).MustRun("image", "build") // root's, shared
 	b.Cleanup(func() { u.Lab(dir, "image", "prune") })
 	var own, shared []time.Duration
 	for i := 0; i < b.N; i++ {

@@ -115,7 +115,7 @@ type Cache struct {
 	// need root's hand on the files.
 	Userns *userns.Map
 	// Shared, for a user, is root's cache: an image it lacks is unpacked
-	// from there when root shared it (shared.go). "" builds its own.
+	// from there when root shared it (usershare.go). "" builds its own.
 	Shared string
 	// ShareGID, for root, is the lab group's: each image root uses is
 	// shared with its members. 0 shares nothing.

@@ -137,7 +137,7 @@ func openTrusted(path string) (*os.File, error) {
 		return nil, fmt.Errorf("%s: not an absolute path", path)
 	}
 	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		if err := rootsOnly(dir, true); err != nil {
+		if err := trustedDir(dir); err != nil {
 			return nil, err
 		}
 		if dir == "/" {
@@ -153,7 +153,7 @@ func openTrusted(path string) (*os.File, error) {
 		err = fmt.Errorf("%s: not a regular file", path)
 	}
 	if err == nil {
-		err = rootOwned(path, fi)
+		err = rootOwned(path, fi, 0o022)
 	}
 	if err != nil {
 		f.Close()
@@ -162,28 +162,27 @@ func openTrusted(path string) (*os.File, error) {
 	return f, nil
 }
 
-func rootsOnly(dir string, wantDir bool) error {
+// trustedDir checks a folder (not a link) of root's that only root can
+// write in, or a sticky one like /tmp, where others cannot rename or remove
+// what is root's.
+func trustedDir(dir string) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return err
 	}
-	if wantDir && !fi.IsDir() {
+	if !fi.IsDir() {
 		return fmt.Errorf("%s: not a folder", dir)
 	}
+	notWritable := os.FileMode(0o022)
 	if fi.Mode()&os.ModeSticky != 0 && fi.Mode().Perm()&0o002 != 0 {
-		// /tmp: others may write in it, but not rename or remove root's.
-		fi, err = os.Stat(dir)
-		if err == nil {
-			return rootOwnedBits(dir, fi, 0)
-		}
-		return err
+		notWritable = 0
 	}
-	return rootOwned(dir, fi)
+	return rootOwned(dir, fi, notWritable)
 }
 
-func rootOwned(path string, fi os.FileInfo) error { return rootOwnedBits(path, fi, 0o022) }
-
-func rootOwnedBits(path string, fi os.FileInfo, notWritable os.FileMode) error {
+// rootOwned checks that root owns path and none of notWritable's bits is
+// set.
+func rootOwned(path string, fi os.FileInfo, notWritable os.FileMode) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Uid != 0 {
 		return fmt.Errorf("%s: not root's", path)

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/internal/spawn"
 )
 
 // LXDCluster is an LXD cluster on this machine for tests (#21), as LXD's
@@ -148,35 +151,32 @@ func (c *LXDCluster) remove(t testing.TB) {
 		_ = cmd.Run()
 	}
 	for _, pid := range c.pids {
-		for k := 0; k < 50 && processAlive(pid); k++ {
+		for k := 0; k < 50 && spawn.Alive(pid); k++ {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if processAlive(pid) {
-			_ = exec.Command("kill", "-9", strconv.Itoa(pid)).Run()
+		if spawn.Alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	// What a killed daemon left: its instances' monitors, its dnsmasq in
 	// its namespace (which then outlives the name).
-	if out, err := exec.Command("pgrep", "-f", c.Dir).Output(); err == nil {
-		for _, pid := range strings.Fields(string(out)) {
-			_ = exec.Command("kill", "-9", pid).Run()
+	killAll := func(out []byte, err error) {
+		if err != nil {
+			return
 		}
-	}
-	for i := range c.Members {
-		ns := fmt.Sprintf("lab-lxdt-m%d", i+1)
-		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-			for _, pid := range strings.Fields(string(out)) {
-				_ = exec.Command("kill", "-9", pid).Run()
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
+	}
+	killAll(exec.Command("pgrep", "-f", c.Dir).Output())
+	for i := range c.Members {
+		ns := fmt.Sprintf("lab-lxdt-m%d", i+1)
+		killAll(exec.Command("ip", "netns", "pids", ns).Output())
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
 	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
-}
-
-func processAlive(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return err == nil
 }
 
 // LXDDebs are the packages the test bed's LXD runs from: Debian's lxd and

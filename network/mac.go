@@ -12,11 +12,10 @@ import (
 // BridgeMAC is a lab bridge's own MAC address: fixed by its name, locally
 // administered, unicast. A bridge whose address nobody set takes the lowest
 // of its ports' addresses, and liblxc's veths and libvirt's taps are all
-// fe:… and random: a node that joined or left the lab changed the host's
-// address on the lab's network under every other node's ARP cache, and what
-// the host and its nodes said to each other (dnsmasq's answers too) went to
-// the old address for seconds. Seen as a connection reset from a node right
-// after a scale-up: its FIN to the host had gone to the old address.
+// fe:… and random: a node that left the lab (a kill, a scale-down, a
+// restart) could take the host's address on the lab's network with it, and
+// what the nodes sent the host (dnsmasq's questions too) went to an address
+// nobody had until their ARP caches moved on.
 func BridgeMAC(bridge string) string {
 	h := fnv.New64a()
 	h.Write([]byte(bridge))

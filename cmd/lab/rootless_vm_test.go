@@ -41,9 +41,10 @@ func vmLabAsUser(t *testing.T, usr *labtest.User) {
 	require.NoError(t, err)
 	name := fmt.Sprintf("uv%d", os.Getpid()%10000)
 	dir := filepath.Join(usr.Home, "vmlab")
+	both := "#!/bin/sh\nset -e\necho \"$LAB_NODE sees vm at $LAB_ROLE_VM_IPS; uid $(id -u)\" > /root/hello\n"
 	usr.Write(dir, map[string]string{
 		"lab.yaml": fmt.Sprintf(rootlessVMLab, name),
-		"both.sh":  "#!/bin/sh\nset -e\necho \"$LAB_NODE sees vm at $LAB_ROLE_VM_IPS; uid $(id -u)\" > /root/hello\n",
+		"both.sh":  both,
 	})
 	run := func(args ...string) (string, int) { return usr.Lab(dir, args...) }
 	t.Cleanup(usr.StopSessionDaemons) // after destroy: the user's cgroups are free again
@@ -54,16 +55,7 @@ func vmLabAsUser(t *testing.T, usr *labtest.User) {
 	})
 	// Root builds the lab's images (its cache is shared with the lab
 	// group); the user unpacks them instead of bootstrapping its own.
-	rootDir := t.TempDir()
-	for _, f := range []string{"lab.yaml", "both.sh"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(rootDir, f), b, 0o644))
-	}
-	build := exec.Command(labtest.Binary(t), "image", "build")
-	build.Dir = rootDir
-	b, err := build.CombinedOutput()
-	require.NoError(t, err, "lab image build as root: %s", b)
+	labtest.New(t, name+"r", map[string]string{"lab.yaml": fmt.Sprintf(rootlessVMLab, name+"r"), "both.sh": both}).MustRun("image", "build")
 
 	out, code := run("up")
 	require.Equal(t, 0, code, out)

@@ -33,19 +33,24 @@ func (c *client) where(name string) string {
 	return c.remote + ":" + name
 }
 
-// run runs lxc with args and returns its standard output; a failure names
-// the remote and the operation, with what lxc said.
+// run runs lxc with args in the project and returns its standard output;
+// a failure names the remote and the operation, with what lxc said.
 func (c *client) run(ctx context.Context, stdin io.Reader, args ...string) ([]byte, error) {
 	if c.project != "" {
 		args = append([]string{"--project", c.project}, args...)
 	}
+	return c.lxc(ctx, opOf(args), stdin, args)
+}
+
+// lxc runs lxc with args as they are; op names the operation in errors.
+func (c *client) lxc(ctx context.Context, op string, stdin io.Reader, args []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = c.env
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: opOf(args), Msg: said(stderr, err)}
+		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: op, Msg: said(stderr, err)}
 	}
 	return stdout.Bytes(), nil
 }
@@ -68,18 +73,12 @@ func (c *client) query(ctx context.Context, method, path string, body, out any) 
 		}
 		path += sep + "project=" + c.project
 	}
-	args = append(args, c.where(path))
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	cmd.Env = c.env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return &Error{Remote: c.remoteName(), Op: method + " " + path, Msg: said(stderr, err)}
+	// The project is in the path: lxc query takes no --project.
+	answer, err := c.lxc(ctx, method+" "+path, nil, append(args, c.where(path)))
+	if err != nil || out == nil || len(answer) == 0 {
+		return err
 	}
-	if out == nil || stdout.Len() == 0 {
-		return nil
-	}
-	return json.Unmarshal(stdout.Bytes(), out)
+	return json.Unmarshal(answer, out)
 }
 
 func (c *client) remoteName() string {
