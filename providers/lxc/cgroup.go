@@ -78,14 +78,18 @@ func cgroupLimits(cpus int, memory int64) [][2]string {
 // 100-node destroy spent in lab itself. The numbered names are listed only
 // when the first of them exists.
 func RemoveCgroups(id string) {
-	strays := false
+	looked := map[string]bool{} // a process is in one cgroup of each hierarchy: one look per kind is enough
 	for _, d := range cgroupDirs() {
 		for _, kind := range []string{"lxc.monitor.", "lxc.payload."} {
 			base := d + "/" + kind + id
 			if _, err := os.Lstat(base); err == nil {
-				if kind == "lxc.payload." && !strays {
-					strays = true // a process is in one cgroup of each hierarchy: one look is enough
-					killStrays(base)
+				if !looked[kind] {
+					looked[kind] = true
+					if kind == "lxc.payload." {
+						killStrays(base)
+					} else {
+						awaitMonitor(base)
+					}
 				}
 				rmdirTree(base)
 			}
@@ -156,6 +160,24 @@ func killStrays(dir string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// awaitMonitor waits, up to monitorGrace, for the monitor of a stopped
+// container to leave its cgroup (dir): the container is STOPPED a moment
+// before its monitor has exited, and a cgroup with a process in it cannot
+// be removed (seen: a user's lab destroy left lxc.monitor.ID behind).
+// lab itself, were it still in there, does not count.
+func awaitMonitor(dir string) {
+	deadline := time.Now().Add(monitorGrace)
+	for time.Now().Before(deadline) {
+		procs := cgroupProcs(dir)
+		if len(procs) == 0 || (len(procs) == 1 && procs[0] == os.Getpid()) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var monitorGrace = 5 * time.Second
 
 // cgroupProcs lists the processes in a v1 cgroup and its children.
 func cgroupProcs(dir string) []int {

@@ -60,3 +60,32 @@ func TestRemoveCgroupsEndsStrays(t *testing.T) {
 		t.Fatal("the stray still runs")
 	}
 }
+
+// A stopped container's monitor still in its cgroup is waited for, so
+// its cgroup goes too; it is never killed.
+func TestRemoveCgroupsAwaitsMonitor(t *testing.T) {
+	dir := t.TempDir()
+	old := cgroupRoot
+	cgroupRoot = dir
+	t.Cleanup(func() { cgroupRoot = old })
+	monitor := filepath.Join(dir, "memory", "lxc.monitor.lab_m1")
+	require.NoError(t, os.MkdirAll(monitor, 0o755))
+	procs := filepath.Join(monitor, "cgroup.procs")
+	mon := exec.Command("sleep", "0.5")
+	require.NoError(t, mon.Start())
+	require.NoError(t, os.WriteFile(procs, []byte(fmt.Sprintf("%d\n", mon.Process.Pid)), 0o644))
+	exited := make(chan error, 1)
+	go func() {
+		err := mon.Wait()
+		_ = os.Remove(procs) // as the kernel empties it, and lets rmdir through
+		exited <- err
+	}()
+	RemoveCgroups("lab_m1")
+	select {
+	case err := <-exited:
+		assert.NoError(t, err, "the monitor ended on its own")
+	default:
+		t.Fatal("RemoveCgroups returned while the monitor still ran")
+	}
+	assert.NoDirExists(t, monitor)
+}
