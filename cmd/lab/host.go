@@ -2,8 +2,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +27,7 @@ func newHost() *cobra.Command {
 func newHostSetup() *cobra.Command {
 	var name string
 	var remove bool
+	var nodes int
 	c := &cobra.Command{
 		Use:   "setup --user NAME",
 		Short: "Grant a user what running labs without root takes",
@@ -35,8 +39,9 @@ Debian's newuidmap and newgidmap (package uidmap); the network helper
 networks and nothing else, installed root:lab setuid in
 ` + host.HelperPath + `; and, where PID 1 is not
 systemd, a cgroup of each v1 hierarchy owned by the user (lab-NAME), which
-the kernel forgets at reboot: run this again after one. It changes only
-what is missing. --remove takes back the group and the cgroups; the id
+the kernel forgets at reboot: run this again after one; and the kernel
+limits (lab host-limits) raised for --nodes containers at once, which a
+user's lab up cannot raise itself. It changes only what is missing. --remove takes back the group and the cgroups; the id
 ranges stay, since other tools use them too.`,
 		Example: `  sudo lab host setup --user alice
   sudo lab host setup --user alice --remove`,
@@ -44,6 +49,9 @@ ranges stay, since other tools use them too.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" {
 				return usagef("host setup: --user NAME: the user to set up")
+			}
+			if nodes < 0 {
+				return usagef("host setup: --nodes %d: want 0 or more", nodes)
 			}
 			if os.Geteuid() != 0 {
 				return errors.New("host setup: grants what only root can: run it as root")
@@ -59,10 +67,37 @@ ranges stay, since other tools use them too.`,
 			if err != nil {
 				return err
 			}
-			return u.Setup(cmd.OutOrStdout(), filepath.Join(filepath.Dir(exe), "lab-net"))
+			if err := u.Setup(cmd.OutOrStdout(), filepath.Join(filepath.Dir(exe), "lab-net")); err != nil {
+				return err
+			}
+			return raiseForUsers(cmd.OutOrStdout(), nodes)
 		},
 	}
+	c.Flags().IntVar(&nodes, "nodes", 30, "containers the user's labs run at once: the kernel limits are raised for them")
 	c.Flags().StringVar(&name, "user", "", "the user to set up")
 	c.Flags().BoolVar(&remove, "remove", false, "take back the group and the cgroups")
 	return c
+}
+
+// raiseForUsers raises the kernel limits users' labs need for nodes
+// containers at once: a user's lab up checks them but cannot raise them
+// (root's raises them itself).
+func raiseForUsers(out io.Writer, nodes int) error {
+	low, err := host.Default.Check(nodes)
+	if err != nil {
+		return err
+	}
+	if len(low) == 0 {
+		fmt.Fprintf(out, "kernel limits: enough for %d containers at once\n", nodes)
+		return nil
+	}
+	if err := host.Default.Raise(low); err != nil {
+		return err
+	}
+	var what []string
+	for _, l := range low {
+		what = append(what, l.String())
+	}
+	fmt.Fprintf(out, "kernel limits: raised for %d containers at once (%s); lab host-limits --write keeps them past a reboot\n", nodes, strings.Join(what, ", "))
+	return nil
 }
