@@ -416,12 +416,28 @@ func TestEventsCarryTimeAndLab(t *testing.T) {
 	assert.Equal(t, 2, images, "one line from each image build")
 }
 
-// A provider that makes its nodes' network itself gets no bridge from lab.
+// A provider that makes its nodes' network itself gets no bridge from lab:
+// it makes the network and serves the lab's names, kept current as nodes
+// come and go, and removes it with the lab.
 func TestProviderOwnsNetwork(t *testing.T) {
 	r := newRig(t)
 	r.p.Caps.OwnsNetwork = true
-	_, err := r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
 	require.NoError(t, err)
+	assert.Empty(t, r.nets.bridges)
+	assert.Empty(t, r.nets.hosts, "lab's dnsmasq serves nothing")
+	names, ok := r.p.Networks()["lab-e-0"]
+	require.True(t, ok, "the provider made the network")
+	assert.Contains(t, names, "10.83.0.11 adm1\n")
+	_, err = e.Up(context.Background(), r.topo(t, 2, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.Contains(t, r.p.Networks()["lab-e-0"], " pg2\n", "a new node's name is served")
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	assert.Equal(t, "lxc", st.Networks["lan"].Provider, "the state says who made it")
+	require.NoError(t, e.Destroy(context.Background(), "e", false))
+	assert.Empty(t, r.p.Networks(), "destroy has the provider remove it")
 	assert.Empty(t, r.nets.bridges)
 	r.p.Caps.OwnsNetwork = false
 	_, err = r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -167,7 +168,11 @@ func (c *call) applyPolicy() error {
 		owned = owned || c.providerOwns(n)
 	}
 	if owned {
-		return nil // the provider's own network enforces its own rules
+		// Never a node the lab file guards running unguarded.
+		if lines := c.lab.FirewallLines(); len(lines) > 0 {
+			return errors.New("firewall: the lab's networks are made by provider lxd, and lab cannot put firewall rules on them yet (LXD network ACLs): remove the firewall: lists, or use provider lxc")
+		}
+		return nil
 	}
 	if err := c.e.Networks.ApplyPolicy(c.ctx, c.policy()); err != nil {
 		c.emit("", PhaseFailed, "firewall: %v", err)

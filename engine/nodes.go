@@ -18,7 +18,7 @@ func ContainerID(lab, node string) string { return lab + "_" + node }
 // target is a node of the lab file as its provider knows it.
 func (e *Engine) target(lab *topology.Lab, n topology.Node, img *image.Image) providers.Node {
 	t := providers.Node{Lab: lab.Name, Name: n.Name, ID: ContainerID(lab.Name, n.Name), CPUs: n.CPUs, Memory: n.Memory, Accel: n.Accel, Owner: e.owner(),
-		Unprivileged: n.Unprivileged, Nesting: n.Nesting}
+		Unprivileged: n.Unprivileged, Nesting: n.Nesting, Target: n.Target}
 	for _, ifc := range n.Interfaces {
 		pi := providers.Interface{Bridge: ifc.Bridge, Addr: netip.PrefixFrom(ifc.Addr, ifc.Subnet.Bits())}
 		if ifc.Addr6.IsValid() {

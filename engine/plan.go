@@ -39,6 +39,9 @@ func (c *call) preflight() error {
 		return nil
 	}
 	for _, n := range c.lab.Networks {
+		if c.providerOwns(n) {
+			continue // not this host's to make
+		}
 		if err := c.e.Networks.Preflight(c.ctx, c.lab.Name, netOf(n)); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
 )
@@ -29,6 +30,8 @@ type NodeStatus struct {
 	Faults []string `json:"faults,omitempty"`
 	// Privileged: a container node whose root is root on the host.
 	Privileged bool `json:"privileged,omitempty"`
+	// Member is the cluster member the node lives on (provider lxd).
+	Member string `json:"member,omitempty"`
 }
 
 // Status reports every node of the topology and every recorded node.
@@ -66,7 +69,45 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 		out = append(out, NodeStatus{Name: name, Role: rec.Role, Provider: rec.Provider, ID: rec.ID, State: string(obs[name]),
 			Addresses: rec.Addresses, Note: "not in the lab file: lab up destroys it", Privileged: e.sharesKernel(rec.Provider) && !rec.Unprivileged})
 	}
+	c.locate(out)
 	return out, lab, nil
+}
+
+// locate fills in each recorded node's cluster member, from providers
+// that place nodes on several machines; a node whose member is offline is
+// unreachable, and says which member.
+func (c *call) locate(out []NodeStatus) {
+	byProvider := map[string][]providers.Node{}
+	for _, s := range out {
+		if rec := c.st.Nodes[s.Name]; rec != nil {
+			byProvider[rec.Provider] = append(byProvider[rec.Provider], c.e.recordTarget(c.st, rec))
+		}
+	}
+	for name, nodes := range byProvider {
+		p, err := c.e.provider(name)
+		if err != nil {
+			continue
+		}
+		l, ok := p.(providers.Locator)
+		if !ok {
+			continue
+		}
+		where, err := l.Locate(c.ctx, nodes)
+		if err != nil {
+			continue // State already says unknown where the provider cannot answer
+		}
+		for i := range out {
+			loc, ok := where[out[i].Name]
+			if !ok || out[i].Provider != name {
+				continue
+			}
+			out[i].Member = loc.Member
+			if !loc.Online {
+				out[i].State = "unreachable"
+				out[i].Note = fmt.Sprintf("its member %s is offline (lxc cluster list)", loc.Member)
+			}
+		}
+	}
 }
 
 // sharesKernel tells whether a provider's nodes are containers of this

@@ -91,11 +91,14 @@ func (c *call) down(node string) bool {
 
 // syncDNS gives every network's DNS the names it serves now.
 func (c *call) syncDNS() error {
-	if c.e.Networks == nil {
-		return nil
-	}
 	for _, n := range c.lab.Networks {
 		if c.providerOwns(n) {
+			if err := c.setOwnedNames(n); err != nil {
+				return err
+			}
+			continue
+		}
+		if c.e.Networks == nil {
 			continue
 		}
 		if err := c.e.Networks.SetHosts(n.Bridge, c.lab.DNSNames(n.Name, c.down)); err != nil {
@@ -189,9 +192,10 @@ func (c *call) upNetworks() error {
 	st := c.st
 	for _, n := range c.lab.Networks {
 		if _, ok := st.Networks[n.Name]; !ok {
+			owner, _ := c.ownerOf(n)
 			// Recorded before it is made, so destroy finds a half-made network.
 			if err := c.update(func() {
-				st.Networks[n.Name] = &state.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet.String(), Domain: n.Domain, CreatedAt: time.Now().UTC()}
+				st.Networks[n.Name] = &state.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet.String(), Domain: n.Domain, CreatedAt: time.Now().UTC(), Provider: owner}
 			}); err != nil {
 				return err
 			}
@@ -212,7 +216,10 @@ func (c *call) upNetworks() error {
 }
 
 func (c *call) ensureNetwork(n topology.Net) error {
-	if c.e.Networks == nil || c.providerOwns(n) {
+	if c.providerOwns(n) {
+		return c.ensureOwned(n)
+	}
+	if c.e.Networks == nil {
 		return nil
 	}
 	t := time.Now()
@@ -249,7 +256,11 @@ func (c *call) providerOwns(n topology.Net) bool {
 
 // removeNetwork takes a recorded network down and forgets it.
 func (c *call) removeNetwork(name string, rec *state.Network) error {
-	if c.e.Networks != nil {
+	if rec.Provider != "" {
+		if err := c.removeOwned(name, rec); err != nil {
+			return err
+		}
+	} else if c.e.Networks != nil {
 		if err := c.e.Networks.Remove(c.ctx, c.st.Lab, rec.Bridge); err != nil {
 			return fmt.Errorf("network %s: %w", name, err)
 		}

@@ -217,6 +217,7 @@ type NodeStatus struct {
 	Provisioned string   `json:"provisioned"`
 	ID          string   `json:"id"`
 	Privileged  bool     `json:"privileged"`
+	Member      string   `json:"member"`
 }
 
 // Status returns `lab status --json`'s nodes by name.

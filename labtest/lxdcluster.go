@@ -42,7 +42,9 @@ func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
 	for _, d := range []string{filepath.Dir(c.Dir), c.Dir} {
 		require.NoError(t, os.Chmod(d, 0o711))
 	}
-	c.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LXD_DIR="+c.member(1))
+	// LXD_CONF: the client's own folder, not root's ~/.config/lxc (on a
+	// machine without one, lxc's first run adds a greeting to its output).
+	c.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LXD_DIR="+c.member(1), "LXD_CONF="+filepath.Join(c.Dir, "client"))
 	if libs != "" {
 		c.Env = append(c.Env, "LD_LIBRARY_PATH="+libs)
 	}
@@ -64,6 +66,10 @@ func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
 		sh("ip", "netns", "exec", ns, "ip", "addr", "add", fmt.Sprintf("%s.1%d/24", subnet, i), "dev", "eth0")
 		sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
 		sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+		// A default route, as a real member has: LXD puts a network's
+		// tunnels on its interface. Through .254, which no one has, so
+		// nothing a member sends ever leaves the test bed.
+		sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", subnet+".254", "dev", "eth0")
 		c.spawn(t, i, ns)
 	}
 	c.form(t, subnet)
@@ -79,9 +85,16 @@ func (c *LXDCluster) spawn(t testing.TB, i int, ns string) {
 	dir := c.member(i)
 	require.NoError(t, os.MkdirAll(dir, 0o711))
 	cg := filepath.Join(c.Dir, fmt.Sprintf("cg%d", i))
+	// Root's subordinate ids, as the daemon sees them: LXD maps its
+	// instances from root's range in /etc/subuid through newuidmap when
+	// the file exists (a user lab host setup made puts one there), and
+	// fails when root has none. Its own copy, in its mount namespace.
+	ids := filepath.Join(c.Dir, "subid")
+	require.NoError(t, os.WriteFile(ids, []byte("root:1000000:1000000000\n"), 0o644))
 	script := fmt.Sprintf(`set -e; mkdir -p %[1]s; mount --rbind /sys/fs/cgroup %[1]s; umount -l /sys
 mount -t sysfs sysfs /sys; mount --rbind %[1]s /sys/fs/cgroup; umount -l %[1]s
-exec %[3]s/lxd --group root --logfile %[2]s/lxd.log`, cg, dir, c.Bin)
+for f in /etc/subuid /etc/subgid; do if [ -e $f ]; then mount --bind %[4]s $f; fi; done
+exec %[3]s/lxd --group root --logfile %[2]s/lxd.log`, cg, dir, c.Bin, ids)
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "unshare", "-m", "--propagation", "slave", "bash", "-c", script)
 	cmd.Env = append(append([]string{}, c.Env...), "LXD_DIR="+dir)
 	out, err := os.Create(filepath.Join(dir, "lxd.out"))
@@ -106,13 +119,16 @@ func (c *LXDCluster) lxd(t testing.TB, i int, stdin *strings.Reader, args ...str
 	return string(out)
 }
 
-// Lxc runs lxc against the cluster (member 1) and returns its output.
+// Lxc runs lxc against the cluster (member 1) and returns its standard
+// output.
 func (c *LXDCluster) Lxc(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(c.Bin, "lxc"), args...)
 	cmd.Env = c.Env
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "lxc %s: %s", strings.Join(args, " "), out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "lxc %s: %s%s", strings.Join(args, " "), out, stderr.String())
 	return string(out)
 }
 
@@ -142,9 +158,48 @@ cluster: {server_name: m1, enabled: true}
 	}
 }
 
-// remove shuts every member down (killing what does not end), then removes
-// the namespaces, the bridge and the folders.
+// Leaks lists what is left in the cluster: instances, images, managed
+// networks, network ACLs and profiles other than default. Everything the
+// test bed holds was made by a test, so all of it is a leak once the
+// test's labs are destroyed.
+func (c *LXDCluster) Leaks() []string {
+	var out []string
+	for _, q := range []struct {
+		what string
+		args []string
+		keep func(f []string) bool
+	}{
+		{"instance", []string{"list", "-f", "csv", "-c", "nL"}, nil},
+		{"image", []string{"image", "list", "-f", "csv", "-c", "lf"}, nil},
+		{"network", []string{"network", "list", "-f", "csv"}, func(f []string) bool { return len(f) > 2 && f[2] == "YES" }},
+		{"network acl", []string{"network", "acl", "list", "-f", "csv"}, nil},
+		{"profile", []string{"profile", "list", "-f", "csv"}, func(f []string) bool { return f[0] != "default" }},
+	} {
+		cmd := exec.Command(filepath.Join(c.Bin, "lxc"), q.args...)
+		cmd.Env = c.Env
+		b, err := cmd.Output()
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: cannot list: %v", q.what, err))
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.Split(l, ","); l != "" && (q.keep == nil || q.keep(f)) {
+				out = append(out, q.what+" "+l)
+			}
+		}
+	}
+	return out
+}
+
+// remove checks that nothing is left in the cluster, shuts every member
+// down (killing what does not end), then removes the namespaces, the
+// bridge and the folders.
 func (c *LXDCluster) remove(t testing.TB) {
+	if len(c.pids) == len(c.Members) && len(c.Members) > 0 {
+		if leaks := c.Leaks(); len(leaks) > 0 {
+			t.Errorf("the LXD cluster holds what a lab left:\n  %s", strings.Join(leaks, "\n  "))
+		}
+	}
 	for i := range c.pids {
 		cmd := exec.Command(filepath.Join(c.Bin, "lxd"), "shutdown", "--timeout", "30")
 		cmd.Env = append(append([]string{}, c.Env...), "LXD_DIR="+c.member(i+1))
@@ -175,6 +230,9 @@ func (c *LXDCluster) remove(t testing.TB) {
 		ns := fmt.Sprintf("lab-lxdt-m%d", i+1)
 		killAll(exec.Command("ip", "netns", "pids", ns).Output())
 		_ = exec.Command("ip", "netns", "del", ns).Run()
+		// Gone with the namespace, unless the kernel still holds it (seen
+		// after an instance failed to start): then its host end stays.
+		_ = exec.Command("ip", "link", "del", ns+"h").Run()
 	}
 	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
 }

@@ -34,6 +34,9 @@ type Node struct {
 	// Owner is the lab's state folder. A provider records it with the node
 	// and never adopts or destroys a node that another owner made.
 	Owner string
+	// Target is the cluster member the lab file pins the node to ("": the
+	// provider places it).
+	Target string
 }
 
 // Interface is one network interface of a node.
@@ -132,6 +135,10 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 type ImagePackager interface {
 	ImagePackages() []string
 }
+
+// ContainerPackages go into every system container's image (LXC's, LXD's):
+// an init, and the tools lab and its users reach a node's network with.
+var ContainerPackages = []string{"systemd-sysv", "iproute2", "iputils-ping", "procps", "netbase"}
 
 // FileWriter is a provider that can write a set of files into a node
 // more cheaply than a shell script run through Exec (a VM's agent writes
@@ -261,6 +268,40 @@ type Snapshotter interface {
 	TakeDisk(ctx context.Context, n Node, dir string) error
 }
 
+// NetworkOwner is a provider that makes its nodes' networks itself
+// (Info.OwnsNetwork): lab hands it each network and the names its DNS
+// serves instead of making a bridge and a dnsmasq.
+type NetworkOwner interface {
+	EnsureNetwork(ctx context.Context, lab string, n Network) error
+	// SetNames replaces the names the network's DNS serves: lines of
+	// "ADDRESS NAME", as in /etc/hosts.
+	SetNames(ctx context.Context, n Network, hosts string) error
+	RemoveNetwork(ctx context.Context, lab, bridge string) error
+}
+
+// Network is a lab network as a NetworkOwner makes it.
+type Network struct {
+	Bridge   string       // lab-LAB-I: the name it has on every member
+	Subnet   netip.Prefix // 10.80.0.0/24
+	Gateway  netip.Addr   // 10.80.0.1
+	Subnet6  netip.Prefix // invalid: IPv4 only
+	Gateway6 netip.Addr
+	Domain   string // the DNS domain of the lab's names
+}
+
+// Locator is a provider whose nodes live on one of several machines (an
+// LXD cluster's members): Locate says which, for lab status, and whether
+// that machine answers.
+type Locator interface {
+	Locate(ctx context.Context, ids []Node) (map[string]Location, error)
+}
+
+// Location is where a node lives: the member, and whether it is online.
+type Location struct {
+	Member string
+	Online bool
+}
+
 // Lister is a provider that can list the nodes lab made with it.
 type Lister interface {
 	List(ctx context.Context) ([]Found, error)
@@ -291,6 +332,10 @@ type Config struct {
 	// ReadOnly is for commands that only look (status, plan, inventory):
 	// the provider starts no daemon and changes nothing on the host.
 	ReadOnly bool
+	// LXDRemote and LXDProject say where provider lxd makes nodes: a
+	// remote of LXD's client ("": the local LXD) and a project ("":
+	// default).
+	LXDRemote, LXDProject string
 }
 
 var (

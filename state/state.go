@@ -65,6 +65,9 @@ type Network struct {
 	Subnet    string    `json:"subnet"`
 	Domain    string    `json:"domain"`
 	CreatedAt time.Time `json:"created_at"`
+	// Provider made it (a provider that owns its nodes' network, such as
+	// lxd); "": lab made it on this host.
+	Provider string `json:"provider,omitempty"`
 }
 
 // Node is a node lab has made (or started to make).

@@ -122,6 +122,9 @@ type Node struct {
 	Privileged   bool `json:"privileged,omitempty"`
 	Nesting      bool `json:"nesting,omitempty"`
 	Unprivileged bool `json:"unprivileged,omitempty"`
+	// Target is the LXD cluster member the lab file pins the node to ("":
+	// LXD's scheduler places it).
+	Target string `json:"target,omitempty"`
 
 	Spec *Role `json:"-"`
 }
@@ -225,6 +228,7 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 				Spec:       r,
 				Privileged: r.IsPrivileged(),
 				Nesting:    r.IsNesting(),
+				Target:     r.TargetOf(),
 			}
 			for _, nn := range r.Networks {
 				net := byName[nn]

@@ -33,6 +33,8 @@ type Topology struct {
 	// the networks that node is on (not in /etc/hosts, so a change reaches
 	// running nodes at once).
 	Aliases map[string]string `yaml:"aliases"`
+	// LXD says where the lab's lxd nodes live (provider lxd).
+	LXD LXD `yaml:"lxd"`
 
 	// File is the path the topology was read from; Dir is its folder, which
 	// script and file paths are relative to.
@@ -104,6 +106,8 @@ type Role struct {
 	// containers inside it needs.
 	Privileged *bool `yaml:"privileged"`
 	Nesting    *bool `yaml:"nesting"`
+	// LXD pins the role's nodes to a cluster member (provider lxd).
+	LXD *RoleLXD `yaml:"lxd"`
 }
 
 // Container nodes are unprivileged unless the lab file says privileged:

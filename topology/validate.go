@@ -85,6 +85,7 @@ func (t *Topology) validate(errs *Errors) {
 	t.validateRoles(at, checkProvider)
 	t.validateTests(at)
 	t.validateAliases(at)
+	t.validateLXD(at)
 }
 
 type reporter func(path, format string, args ...any)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ type settings struct {
 	Workers      int
 	LibvirtAccel string
 	HostPaths    []string
+	LXDRemote    string
+	LXDProject   string
 }
 
 // Settings and their defaults, for viper and for --help.
@@ -43,6 +46,8 @@ var settingKeys = []struct{ key, def, help string }{
 	{"workers", "8", "how many nodes are worked on at once"},
 	{"libvirt_accel", "", "force libvirt acceleration: kvm or tcg"},
 	{"host_paths", "", "host folders outside a lab's folder that its steps may copy or run (':'-separated)"},
+	{"lxd_remote", "", "provider lxd: the LXD remote (lxc remote list) nodes are made on, over the lab file's lxd.remote (\"\": the local LXD)"},
+	{"lxd_project", "", "provider lxd: the LXD project nodes are made in, over the lab file's lxd.project (\"\": default)"},
 }
 
 // loadSettings reads the settings for cmd, refusing bad ones (a usage
@@ -72,7 +77,7 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 	s := settings{
 		File: v.GetString("file"), CacheDir: v.GetString("cache_dir"), SharedCache: v.GetString("shared_cache"), Mirror: v.GetString("mirror"),
 		Provider: v.GetString("provider"), LXCPath: v.GetString("lxc_path"), LibvirtAccel: v.GetString("libvirt_accel"),
-		HostPaths: hostPaths(v.Get("host_paths")),
+		HostPaths: hostPaths(v.Get("host_paths")), LXDRemote: v.GetString("lxd_remote"), LXDProject: v.GetString("lxd_project"),
 	}
 	w := v.GetString("workers")
 	n, err := strconv.Atoi(w)
@@ -135,6 +140,11 @@ func (s settings) check() error {
 			return usagef("setting host_paths (LAB_HOST_PATHS): %q: want absolute paths", p)
 		}
 	}
+	for k, v := range map[string]string{"lxd_remote": s.LXDRemote, "lxd_project": s.LXDProject} {
+		if v != "" && !lxdNameRe.MatchString(v) {
+			return usagef("setting %s (LAB_%s) = %q: want letters, digits, '.', '_' or '-'", k, strings.ToUpper(k), v)
+		}
+	}
 	if s.SharedCache != "none" && !filepath.IsAbs(s.SharedCache) {
 		return usagef("setting shared_cache (LAB_SHARED_CACHE) = %q: want an absolute path, or none", s.SharedCache)
 	}
@@ -145,6 +155,8 @@ func (s settings) check() error {
 	}
 	return nil
 }
+
+var lxdNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // hostPaths is the host_paths setting: a list in the config file, or a
 // ':'-separated string (LAB_HOST_PATHS).

@@ -31,6 +31,9 @@ func newStatus(a *app) *cobra.Command {
 			fmt.Fprintln(w, "NODE\tROLE\tPROVIDER\tSTATE\tADDRESS\tPROVISIONED\tNOTE")
 			for _, s := range ns {
 				prov := s.Provider
+				if s.Member != "" {
+					prov += "@" + s.Member
+				}
 				if s.Privileged {
 					prov += " (privileged)"
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/labctl/lab/providers"
 	_ "github.com/labctl/lab/providers/libvirt" // registers "libvirt"
 	_ "github.com/labctl/lab/providers/lxc"     // registers "lxc"
+	_ "github.com/labctl/lab/providers/lxd"     // registers "lxd"
 	"github.com/labctl/lab/provision"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
@@ -33,14 +34,33 @@ type app struct {
 	// missingSourcesOK: the command reads a lab file whose step files may be
 	// absent (lab graph).
 	missingSourcesOK bool
+	// lxd is the lab file's lxd: section, once it is read.
+	lxd topology.LXD
 }
 
 // loadTopology reads the lab file named by -f, LAB_FILE or the default.
 func (a *app) loadTopology() (*topology.Topology, error) {
-	return topology.LoadWith(a.set.File, topology.Options{
+	top, err := topology.LoadWith(a.set.File, topology.Options{
 		Provider: a.set.Provider, Providers: providers.Names(), HostPaths: a.set.HostPaths,
 		MissingSources: a.missingSourcesOK,
 	})
+	if top != nil {
+		a.lxd = top.LXD
+	}
+	return top, err
+}
+
+// lxdPlace is where provider lxd makes nodes: LAB_LXD_REMOTE and
+// LAB_LXD_PROJECT (or the config file) over the lab file's lxd: section.
+func (a *app) lxdPlace() (remote, project string) {
+	remote, project = a.lxd.Remote, a.lxd.Project
+	if a.set.LXDRemote != "" {
+		remote = a.set.LXDRemote
+	}
+	if a.set.LXDProject != "" {
+		project = a.set.LXDProject
+	}
+	return remote, project
 }
 
 // stateDir is the lab's .lab folder, beside its file.
@@ -64,6 +84,7 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 	var mu sync.Mutex
 	made := map[string]providers.Provider{}
 	pcfg := providers.Config{LXCPath: a.set.LXCPath, Accel: a.set.LibvirtAccel, ReadOnly: readOnly}
+	pcfg.LXDRemote, pcfg.LXDProject = a.lxdPlace()
 	var limits engine.Limits
 	if !readOnly {
 		limits = host.Default

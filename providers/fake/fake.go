@@ -36,6 +36,7 @@ type Provider struct {
 	calls  []Call
 	active int
 	peak   int
+	nets   map[string]string // bridge → names, when it owns networks
 
 	// Fail makes an op on a node fail: key "op/node", such as "start/pg2".
 	Fail map[string]error

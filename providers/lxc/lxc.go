@@ -35,7 +35,7 @@ import (
 const DefaultPath = "/var/lib/lxc"
 
 // BasePackages go into every LXC node image.
-var BasePackages = []string{"systemd-sysv", "iproute2", "iputils-ping", "procps", "netbase"}
+var BasePackages = providers.ContainerPackages
 
 func init() {
 	providers.Register("lxc", func(cfg providers.Config) (providers.Provider, error) {

@@ -16,7 +16,6 @@ import (
 	"github.com/labctl/lab/image"
 	"github.com/labctl/lab/labtest"
 	"github.com/labctl/lab/providers"
-	"github.com/labctl/lab/providers/lxc"
 )
 
 // Three nodes on a 3-member cluster (the test bed of docs/lxd.md): they
@@ -30,14 +29,14 @@ func TestIntegrationCluster(t *testing.T) {
 	defer cancel()
 
 	c := &image.Cache{Dir: "/var/cache/lab"}
-	img, err := c.Ensure(ctx, image.Spec{Suite: "bookworm", Packages: lxc.BasePackages}, nil)
+	img, err := c.Ensure(ctx, image.Spec{Suite: "bookworm", Packages: providers.ContainerPackages}, nil)
 	require.NoError(t, err)
 	p := New("", "")
 	p.c.bin, p.c.env = filepath.Join(cl.Bin, "lxc"), cl.Env
 	net := Net{Name: "lab-lxdc-0", Subnet: netip.MustParsePrefix("10.97.251.0/24"), Gateway: netip.MustParseAddr("10.97.251.1"),
 		TunnelDev: "eth0", Domain: "lxdc.lab"}
 	require.NoError(t, p.ensureNetwork(ctx, net))
-	hosts := map[string]netip.Addr{}
+	var hosts strings.Builder
 	var nodes []providers.Node
 	for i := 1; i <= 3; i++ {
 		addr := netip.MustParseAddr(fmt.Sprintf("10.97.251.1%d", i))
@@ -45,15 +44,14 @@ func TestIntegrationCluster(t *testing.T) {
 			Image:      providers.Image{Key: img.Key, RootFS: img.RootFS},
 			Interfaces: []providers.Interface{{Bridge: net.Name, Addr: netip.PrefixFrom(addr, 24)}}}
 		nodes = append(nodes, n)
-		hosts[n.Name] = addr
+		fmt.Fprintf(&hosts, "%s %s\n", addr, n.Name)
 	}
-	require.NoError(t, p.setHosts(ctx, net, hosts))
+	require.NoError(t, p.setHosts(ctx, net, hosts.String()))
 	t.Cleanup(func() {
 		for _, n := range nodes {
 			assert.NoError(t, p.Destroy(context.Background(), n))
 		}
 		assert.NoError(t, p.removeNetwork(context.Background(), net.Name))
-		cl.Lxc(t, "image", "delete", alias(nodes[0].Image))
 		assert.Equal(t, "", strings.TrimSpace(cl.Lxc(t, "list", "-f", "csv")))
 		assert.NotContains(t, cl.Lxc(t, "network", "list", "-f", "csv"), net.Name)
 		assert.Equal(t, "", strings.TrimSpace(cl.Lxc(t, "image", "list", "-f", "csv")))
@@ -61,9 +59,13 @@ func TestIntegrationCluster(t *testing.T) {
 	for _, n := range nodes {
 		require.NoError(t, p.Create(ctx, n))
 		if err := p.Start(ctx, n); err != nil {
-			b, _ := os.ReadFile(filepath.Join(cl.Dir, "m1", "logs", instance(n), "lxc.log"))
-			c, _ := os.ReadFile(filepath.Join(cl.Dir, "m1", "logs", instance(n), "lxc.conf"))
-			require.NoError(t, err, "lxc.log:\n%s\nlxc.conf:\n%s", b, c)
+			logs, _ := filepath.Glob(filepath.Join(cl.Dir, "m*", "logs", instance(n), "lxc.log"))
+			var b []byte
+			for _, l := range logs {
+				more, _ := os.ReadFile(l)
+				b = append(append(b, l+":\n"...), more...)
+			}
+			require.NoError(t, err, "%s", b)
 		}
 	}
 	where := map[string]bool{}

@@ -12,14 +12,22 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labctl/lab/providers"
 )
 
+func init() {
+	providers.Register("lxd", func(cfg providers.Config) (providers.Provider, error) {
+		return New(cfg.LXDRemote, cfg.LXDProject), nil
+	})
+}
+
 // Provider is the LXD backend.
 type Provider struct {
-	c client
+	c         client
+	importing sync.Mutex // one image import at a time
 }
 
 // New is a provider for remote (""/"local": the local LXD) and project.
@@ -36,6 +44,9 @@ func (p *Provider) Info() providers.Info {
 	return providers.Info{OwnsNetwork: true, Remote: true, Pause: true, StreamsOutput: true, UserNamespaces: true}
 }
 
+// ImagePackages: LXD's containers boot the same images as LXC's.
+func (p *Provider) ImagePackages() []string { return providers.ContainerPackages }
+
 var instanceRe = regexp.MustCompile(`[^a-zA-Z0-9-]`)
 
 // instance is a node's instance name: LXD allows letters, digits and
@@ -50,6 +61,7 @@ func createRequest(n providers.Node) map[string]any {
 		"user.lab.lab":        n.Lab,
 		"user.lab.node":       n.Name,
 		"user.lab.owner":      n.Owner,
+		"user.lab.image":      n.Image.Key,
 		"security.privileged": strconv.FormatBool(!n.Unprivileged),
 		"security.nesting":    strconv.FormatBool(n.Nesting),
 	}
@@ -83,16 +95,28 @@ func createRequest(n providers.Node) map[string]any {
 	}
 }
 
-// Create makes the node's instance from its image, stopped.
+// Create makes the node's instance from its image, stopped, on the member
+// the lab file pins it to (else where LXD's scheduler puts it).
 func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 	st, err := p.State(ctx, n)
-	if err != nil || st != providers.Absent {
+	if err != nil {
+		return err
+	}
+	if st != providers.Absent {
+		_, err := p.checkOwner(ctx, n)
 		return err
 	}
 	if err := p.ensureImage(ctx, n.Image); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	if err := p.c.query(ctx, "POST", "/1.0/instances", createRequest(n), nil); err != nil {
+	path := "/1.0/instances"
+	if n.Target != "" {
+		path += "?target=" + n.Target
+	}
+	if err := p.c.query(ctx, "POST", path, createRequest(n), nil); err != nil {
+		if n.Target != "" {
+			return fmt.Errorf("node %s: on member %s: %w", n.Name, n.Target, err)
+		}
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	return nil
@@ -130,11 +154,40 @@ func (p *Provider) Resume(ctx context.Context, n providers.Node) error {
 	return p.action(ctx, n, "unfreeze", false)
 }
 
-// Destroy removes the instance, running or not.
+// checkOwner refuses an instance this lab did not make: another lab's
+// (user.lab.owner names its state folder) or one lab never made. It
+// returns the instance's configuration (nil: there is none).
+func (p *Provider) checkOwner(ctx context.Context, n providers.Node) (map[string]string, error) {
+	var in struct {
+		Config map[string]string `json:"config"`
+	}
+	err := p.c.query(ctx, "GET", "/1.0/instances/"+instance(n), nil, &in)
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	if owner := in.Config["user.lab.owner"]; owner != n.Owner || in.Config["user.lab.node"] != n.Name {
+		return nil, &providers.OwnerError{Node: n.Name, ID: p.c.where(instance(n)), Owner: owner}
+	}
+	return in.Config, nil
+}
+
+// Destroy removes the instance, running or not, and the image it was made
+// from once no instance of any lab uses it.
 func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
-	_, err := p.c.run(ctx, nil, "delete", "--force", p.c.where(instance(n)))
-	if err != nil && !notFound(err) {
+	config, err := p.checkOwner(ctx, n)
+	if err != nil || config == nil {
+		return err
+	}
+	if _, err := p.c.run(ctx, nil, "delete", "--force", p.c.where(instance(n))); err != nil && !notFound(err) {
 		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	if key := config["user.lab.image"]; key != "" {
+		if err := p.dropImage(ctx, key); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
 	}
 	return nil
 }

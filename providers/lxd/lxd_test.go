@@ -62,6 +62,11 @@ func TestNetworkConfig(t *testing.T) {
 	assert.Equal(t, "eth0", c["tunnel.lab.interface"])
 	assert.Equal(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-0"}.config(true)["tunnel.lab.id"], "the id is the name's")
 	assert.NotEqual(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-1"}.config(true)["tunnel.lab.id"])
-	assert.Equal(t, "host-record=pg1.todomvc.lab,pg1,10.80.0.31\nhost-record=www.todomvc.lab,www,10.80.0.5\n",
-		hostRecords("todomvc.lab", map[string]netip.Addr{"www": netip.MustParseAddr("10.80.0.5"), "pg1": netip.MustParseAddr("10.80.0.31")}))
+	assert.Equal(t, "host-record=pg1.todomvc.lab,pg1,10.80.0.31\nhost-record=pg1.todomvc.lab,pg1,fd00::31\n"+
+		"host-record=www.todomvc.lab,www,10.80.0.11\nhost-record=www.todomvc.lab,www,10.80.0.12\n",
+		hostRecords("todomvc.lab", "10.80.0.31 pg1\nfd00::31 pg1\n10.80.0.11 www\n10.80.0.12 www\n\n"),
+		"every address of a name, a role's alias one per node")
+	assert.Equal(t, "", hostRecords("x.lab", ""))
+	n.Subnet6, n.Gateway6 = netip.MustParsePrefix("fd00::/64"), netip.MustParseAddr("fd00::1")
+	assert.Equal(t, "fd00::1/64", n.config(true)["ipv6.address"], "dual stack")
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/labctl/lab/providers"
 )
 
 // Net is a lab network as LXD makes it: a managed bridge on every member,
@@ -21,6 +23,9 @@ type Net struct {
 	// one of the default route, which a member may not have).
 	TunnelDev string
 	Domain    string // the DNS domain of the lab's names
+	// Subnet6 and Gateway6: dual stack (invalid: IPv4 only).
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // vni is the network's VXLAN id, from its name.
@@ -38,6 +43,10 @@ func (n Net) config(clustered bool) map[string]string {
 		"ipv4.dhcp":    "false",
 		"ipv6.address": "none",
 		"user.lab":     "true",
+	}
+	if n.Subnet6.IsValid() {
+		c["ipv6.address"] = netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()).String()
+		c["ipv6.nat"], c["ipv6.dhcp"], c["ipv6.dhcp.stateful"] = "false", "false", "false"
 	}
 	if n.Domain != "" {
 		c["dns.domain"] = n.Domain
@@ -97,27 +106,36 @@ func (p *Provider) ensureNetwork(ctx context.Context, n Net) error {
 	return nil
 }
 
-// hostRecords is dnsmasq's configuration for the lab's names: the key is
-// cluster-wide, so every member's dnsmasq answers for every node.
-func hostRecords(domain string, hosts map[string]netip.Addr) string {
-	names := make([]string, 0, len(hosts))
-	for h := range hosts {
-		names = append(names, h)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, h := range names {
+// hostRecords is dnsmasq's configuration for the lab's names, from lines
+// of "ADDRESS NAME" (a name may have several, a role's alias one per
+// node): the key is cluster-wide, so every member's dnsmasq answers for
+// every node.
+func hostRecords(domain, hosts string) string {
+	var lines []string
+	for _, l := range strings.Split(hosts, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		if _, err := netip.ParseAddr(f[0]); err != nil {
+			continue
+		}
 		if domain != "" {
-			fmt.Fprintf(&b, "host-record=%s.%s,%s,%s\n", h, domain, h, hosts[h])
+			lines = append(lines, fmt.Sprintf("host-record=%s.%s,%s,%s", f[1], domain, f[1], f[0]))
 		} else {
-			fmt.Fprintf(&b, "host-record=%s,%s\n", h, hosts[h])
+			lines = append(lines, fmt.Sprintf("host-record=%s,%s", f[1], f[0]))
 		}
 	}
-	return b.String()
+	sort.Strings(lines)
+	if len(lines) == 0 {
+		return ""
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
-// setHosts replaces the names the network's dnsmasq serves.
-func (p *Provider) setHosts(ctx context.Context, n Net, hosts map[string]netip.Addr) error {
+// setHosts replaces the names the network's dnsmasq serves (lines of
+// "ADDRESS NAME").
+func (p *Provider) setHosts(ctx context.Context, n Net, hosts string) error {
 	body := map[string]any{"config": map[string]string{"raw.dnsmasq": hostRecords(n.Domain, hosts)}}
 	if err := p.c.query(ctx, "PATCH", "/1.0/networks/"+n.Name, body, nil); err != nil {
 		return fmt.Errorf("network %s: names: %w", n.Name, err)
@@ -131,4 +149,24 @@ func (p *Provider) removeNetwork(ctx context.Context, name string) error {
 		return fmt.Errorf("network %s: %w", name, err)
 	}
 	return nil
+}
+
+// netOf is a lab network as this provider makes it.
+func netOf(n providers.Network) Net {
+	return Net{Name: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
+}
+
+// EnsureNetwork makes the lab network n across the cluster's members.
+func (p *Provider) EnsureNetwork(ctx context.Context, _ string, n providers.Network) error {
+	return p.ensureNetwork(ctx, netOf(n))
+}
+
+// SetNames replaces the names n's DNS serves on every member.
+func (p *Provider) SetNames(ctx context.Context, n providers.Network, hosts string) error {
+	return p.setHosts(ctx, netOf(n), hosts)
+}
+
+// RemoveNetwork deletes the lab network named bridge.
+func (p *Provider) RemoveNetwork(ctx context.Context, _, bridge string) error {
+	return p.removeNetwork(ctx, bridge)
 }

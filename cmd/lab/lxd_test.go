@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/labtest"
+)
+
+// A lab file with provider lxd on a 3-member LXD cluster (the test bed of
+// docs/lxd.md): lab up makes the lab's network across the members and its
+// nodes where LXD's scheduler puts them (db pinned to m3), provisions and
+// health-checks them; they reach each other by name across members;
+// status names each node's member; scaling adds a node whose name the
+// others then resolve; destroy leaves nothing in the cluster (the test
+// bed's own check, when it ends).
+func TestIntegrationLXDProvider(t *testing.T) {
+	labtest.Integration(t)
+	bin, libs := labtest.LXDBin(t)
+	cl := labtest.NewLXDCluster(t, 3, "10.97.252", bin, libs)
+	lab := labtest.New(t, "lxdl", map[string]string{
+		"lab.yaml": `name: lxdl
+defaults: {provider: lxd}
+networks: [{name: lan, subnet: 10.97.253.0/24}]
+nodes:
+  - role: web
+    count: 2
+    provision: [{shell: web.sh}]
+  - role: db
+    lxd: {target: m3}
+    after: [web]
+    health: [{command: "ping -c1 -W2 web1 && ping -c1 -W2 web2.lxdl.lab"}]
+aliases: {www: web}
+`,
+		"web.sh": "#!/bin/sh\nset -e\necho \"$LAB_NODE\" > /srv/name\n",
+	})
+	lab.Env = cl.Env
+
+	out, errs, code := lab.Run("up")
+	require.Equal(t, 0, code, "%s%s", out, errs)
+	assert.Contains(t, errs, "lab lxdl is up")
+	st := lab.Status()
+	require.Len(t, st, 3)
+	members := map[string]bool{}
+	for name, n := range st {
+		assert.Equal(t, "running", n.State, name)
+		assert.Equal(t, "done", n.Provisioned, name)
+		assert.Contains(t, cl.Members, n.Member, "%s: lab status names its member", name)
+		members[n.Member] = true
+	}
+	assert.Equal(t, "m3", st["db1"].Member, "lxd: {target: m3} pins it")
+	assert.GreaterOrEqual(t, len(members), 2, "the nodes are spread over the cluster")
+	table := lab.MustRun("status")
+	assert.Regexp(t, `db1 +db +lxd@m3 +running`, table)
+
+	// Names and addresses across members, through the network's DNS on
+	// every member; a role's alias answers with each of its nodes.
+	got, code := lab.Exec("web1", "sh", "-c", "getent ahostsv4 db1.lxdl.lab; cat /srv/name; ping -c1 -W2 10.97.253.31 >/dev/null && echo reached")
+	require.Equal(t, 0, code, got)
+	assert.Contains(t, got, st["db1"].Addresses[0]+" ")
+	require.NotEmpty(t, st["db1"].Addresses6)
+	got6, code := lab.Exec("web2", "sh", "-c", "getent hosts db1.lxdl.lab; ping -6 -c1 -W2 "+st["db1"].Addresses6[0]+" >/dev/null && echo reached")
+	require.Equal(t, 0, code, got6)
+	assert.Regexp(t, "^"+regexp.QuoteMeta(st["db1"].Addresses6[0])+` +db1\.lxdl\.lab\nreached\n$`, got6, "dual stack across members, as on one host")
+	assert.Contains(t, got, "web1\n", "provisioned")
+	assert.Contains(t, got, "reached")
+	www, code := lab.Exec("db1", "getent", "ahostsv4", "www")
+	require.Equal(t, 0, code, www)
+	assert.Contains(t, www, st["web1"].Addresses[0])
+	assert.Contains(t, www, st["web2"].Addresses[0])
+
+	// Scale: a third web node, whose name db1 then resolves.
+	b, err := os.ReadFile(filepath.Join(lab.Dir, "lab.yaml"))
+	require.NoError(t, err)
+	lab.Write("lab.yaml", strings.Replace(string(b), "count: 2", "count: 3", 1))
+	lab.MustRun("up")
+	got, code = lab.Exec("db1", "ping", "-c1", "-W2", "web3")
+	require.Equal(t, 0, code, got)
+
+	lab.MustRun("destroy")
+	assert.Empty(t, cl.Leaks(), "destroy leaves nothing in the cluster")
+}
