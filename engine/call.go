@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
 )
@@ -34,6 +35,8 @@ type call struct {
 	// portsMoved: a node whose provider names its ports when it starts
 	// (providers.PortNamer) started; refreshPorts applies the policy again.
 	portsMoved atomic.Bool
+	// placed: where the recorded nodes live, once asked (locations).
+	placed map[string]providers.Location
 }
 
 // begin starts a call that only emits events (no lab file, no state).

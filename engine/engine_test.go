@@ -497,3 +497,33 @@ func TestDestroyFailureKeepsOnlyTheFailedRecord(t *testing.T) {
 	require.NoError(t, e.Destroy(context.Background(), "e", false))
 	assert.Empty(t, r.p.Nodes())
 }
+
+// Nodes on a cluster member that went offline: status says which and
+// where; up refuses to go on, naming them, until the member is back.
+func TestOfflineMember(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	r.p.Where = map[string]providers.Location{"pg1": {Member: "m3"}, "web1": {Member: "m1", Online: true}}
+	ns, _, err := e.Status(context.Background(), top)
+	require.NoError(t, err)
+	for _, s := range ns {
+		switch s.Name {
+		case "pg1":
+			assert.Equal(t, "unreachable", s.State)
+			assert.Equal(t, "m3", s.Member)
+			assert.Contains(t, s.Note, "its member m3 is offline")
+		case "web1":
+			assert.Equal(t, "running", s.State)
+			assert.Equal(t, "m1", s.Member)
+		}
+	}
+	_, err = e.Up(context.Background(), top, UpOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nodes on offline cluster members: pg1 on m3")
+	r.p.Where["pg1"] = providers.Location{Member: "m3", Online: true}
+	_, err = e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+}

@@ -95,6 +95,9 @@ func (c *call) newFault(r FaultRequest) (*state.Fault, error) {
 	default:
 		return nil, usagef("no fault %q (have: partition, delay, pause, kill)", r.Kind)
 	}
+	if err := c.hostShaped(f); err != nil {
+		return nil, err
+	}
 	for _, old := range c.st.Faults {
 		if sameFault(old, f) {
 			return nil, usagef("fault %s %s is in force already as %s (lab fault heal %s)", f.Kind, strings.Join(f.Targets, " "), old.ID, old.ID)

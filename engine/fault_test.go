@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/plan"
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/topology"
@@ -122,4 +124,32 @@ aliases: {www: web}
 	_, err = e.Up(ctx, top, UpOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"10.83.0.11", "10.83.0.12", "10.83.0.13"}, www())
+}
+
+// On a network its provider makes (an LXD cluster's), a partition or a
+// delay is refused with the reason; kill and pause go through the
+// provider.
+func TestFaultsOnProviderNetwork(t *testing.T) {
+	r := newRig(t)
+	r.p.Caps.OwnsNetwork = true
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	var ue *UsageError
+	_, err = e.Fault(context.Background(), top, FaultRequest{Kind: FaultPartition, Targets: []string{"pg1", "web"}})
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), "fault partition: node pg1 is on a network provider lxc makes")
+	_, err = e.Fault(context.Background(), top, FaultRequest{Kind: FaultDelay, Targets: []string{"web1"}, Delay: network.Delay{Delay: 100 * time.Millisecond}})
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), "kill and pause work")
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	assert.Empty(t, st.Faults, "nothing recorded")
+	k, err := e.Fault(context.Background(), top, FaultRequest{Kind: FaultKill, Targets: []string{"pg1"}})
+	require.NoError(t, err)
+	assert.Equal(t, providers.Stopped, r.p.Nodes()["pg1"])
+	_, err = e.Heal(context.Background(), top, []string{k.ID}, false)
+	require.NoError(t, err)
+	assert.Equal(t, providers.Running, r.p.Nodes()["pg1"])
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/labctl/lab/providers"
@@ -83,6 +84,32 @@ func (c *call) removeOwned(name string, rec *state.Network) error {
 	}
 	if err := o.RemoveNetwork(c.ctx, c.st.Lab, rec.Bridge); err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
+	}
+	return nil
+}
+
+// hostShaped refuses a partition or a delay that involves a node on a
+// network its provider makes (an LXD cluster's): lab cuts and delays
+// traffic on this host's bridges and node ports, which such a node's
+// traffic never crosses. Kill and pause go through the provider.
+func (c *call) hostShaped(f *state.Fault) error {
+	if f.Kind != FaultPartition && f.Kind != FaultDelay {
+		return nil
+	}
+	nodes := slices.Clone(f.Nodes)
+	for _, side := range f.Targets {
+		if m, err := c.members(side); err == nil {
+			nodes = append(nodes, m...)
+		}
+	}
+	for _, name := range nodes {
+		n := c.lab.Node(name)
+		if n == nil {
+			continue
+		}
+		if p, err := c.e.provider(n.Provider); err == nil && p.Info().OwnsNetwork {
+			return usagef("fault %s: node %s is on a network provider %s makes, whose traffic does not cross this host: lab cannot %s it (kill and pause work)", f.Kind, name, n.Provider, f.Kind)
+		}
 	}
 	return nil
 }

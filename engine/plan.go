@@ -59,10 +59,13 @@ func (c *call) observe() plan.Observed {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(c.ctx)
 	g.SetLimit(8)
+	where := c.locations()
 	for _, rec := range c.st.Nodes {
 		g.Go(func() error {
 			s := providers.Unknown
-			if p, err := c.e.provider(rec.Provider); err == nil {
+			// A node whose member is offline: asking would only time out.
+			loc, placed := where[rec.Name]
+			if p, err := c.e.provider(rec.Provider); err == nil && (!placed || loc.Online) {
 				if got, err := p.State(gctx, c.e.recordTarget(c.st, rec)); err == nil {
 					s = got
 				}

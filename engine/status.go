@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
 )
@@ -71,43 +70,6 @@ func (e *Engine) Status(ctx context.Context, top *topology.Topology) ([]NodeStat
 	}
 	c.locate(out)
 	return out, lab, nil
-}
-
-// locate fills in each recorded node's cluster member, from providers
-// that place nodes on several machines; a node whose member is offline is
-// unreachable, and says which member.
-func (c *call) locate(out []NodeStatus) {
-	byProvider := map[string][]providers.Node{}
-	for _, s := range out {
-		if rec := c.st.Nodes[s.Name]; rec != nil {
-			byProvider[rec.Provider] = append(byProvider[rec.Provider], c.e.recordTarget(c.st, rec))
-		}
-	}
-	for name, nodes := range byProvider {
-		p, err := c.e.provider(name)
-		if err != nil {
-			continue
-		}
-		l, ok := p.(providers.Locator)
-		if !ok {
-			continue
-		}
-		where, err := l.Locate(c.ctx, nodes)
-		if err != nil {
-			continue // State already says unknown where the provider cannot answer
-		}
-		for i := range out {
-			loc, ok := where[out[i].Name]
-			if !ok || out[i].Provider != name {
-				continue
-			}
-			out[i].Member = loc.Member
-			if !loc.Online {
-				out[i].State = "unreachable"
-				out[i].Note = fmt.Sprintf("its member %s is offline (lxc cluster list)", loc.Member)
-			}
-		}
-	}
 }
 
 // sharesKernel tells whether a provider's nodes are containers of this

@@ -43,6 +43,9 @@ func (e *Engine) Up(ctx context.Context, top *topology.Topology, opts UpOptions)
 	if err := c.finishRestores(); err != nil {
 		return nil, err
 	}
+	if err := c.checkMembers(); err != nil {
+		return nil, err
+	}
 	p := c.plan()
 	if err := c.prepare(p); err != nil {
 		return p, err

@@ -27,6 +27,7 @@ type LXDCluster struct {
 	Bin     string   // where lxd and lxc are
 	Env     []string // for lxc: talks to member 1 over its socket
 	pids    []int
+	subnet  string
 }
 
 // NewLXDCluster starts an n-member cluster on subnet (three octets, such as
@@ -36,7 +37,7 @@ type LXDCluster struct {
 func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
 	t.Helper()
 	Integration(t)
-	c := &LXDCluster{Bridge: "lab-lxdt-0", Dir: t.TempDir(), Bin: bin}
+	c := &LXDCluster{Bridge: "lab-lxdt-0", Dir: t.TempDir(), Bin: bin, subnet: subnet}
 	// The instances' root (an unprivileged id) must get through to their
 	// folders, as through /var/lib/lxd.
 	for _, d := range []string{filepath.Dir(c.Dir), c.Dir} {
@@ -73,6 +74,9 @@ func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
 		c.spawn(t, i, ns)
 	}
 	c.form(t, subnet)
+	// A member is offline 11 s after its last heartbeat (LXD's least is
+	// 10 s; its default 20 s): a test of one waits less.
+	c.Lxc(t, "config", "set", "cluster.offline_threshold", "11")
 	return c
 }
 
@@ -117,6 +121,20 @@ func (c *LXDCluster) lxd(t testing.TB, i int, stdin *strings.Reader, args ...str
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "lxd %s on m%d: %s", strings.Join(args, " "), i, out)
 	return string(out)
+}
+
+// Link takes a member's link to the others down (up false) or up again:
+// a member offline, as a cut cable or a dead machine looks to the rest.
+func (c *LXDCluster) Link(t testing.TB, member string, up bool) {
+	t.Helper()
+	state := map[bool]string{true: "up", false: "down"}[up]
+	ns := "lab-lxdt-" + member
+	out, err := exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", state).CombinedOutput()
+	require.NoError(t, err, "%s: link %s: %s", member, state, out)
+	if up {
+		// A link brought up again has lost its default route.
+		_ = exec.Command("ip", "netns", "exec", ns, "ip", "route", "replace", "default", "via", c.subnet+".254", "dev", "eth0").Run()
+	}
 }
 
 // Lxc runs lxc against the cluster (member 1) and returns its standard

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,6 +84,58 @@ aliases: {www: web}
 	got, code = lab.Exec("db1", "ping", "-c1", "-W2", "web3")
 	require.Equal(t, 0, code, got)
 
+	lxdFaults(t, lab, st)
+	lxdOffline(t, lab, cl)
+
 	lab.MustRun("destroy")
 	assert.Empty(t, cl.Leaks(), "destroy leaves nothing in the cluster")
+}
+
+// Pause and kill go through LXD's API; a role's alias leaves a paused
+// node out; a partition, which lab makes on this host's bridges, is
+// refused with the reason.
+func lxdFaults(t *testing.T, lab *labtest.Lab, st map[string]labtest.NodeStatus) {
+	p := strings.TrimSpace(lab.MustRun("fault", "pause", "web2"))
+	assert.Equal(t, "paused", lab.Status()["web2"].State)
+	www, code := lab.Exec("db1", "getent", "ahostsv4", "www")
+	require.Equal(t, 0, code, www)
+	assert.Contains(t, www, st["web1"].Addresses[0])
+	assert.NotContains(t, www, st["web2"].Addresses[0], "the alias leaves out a paused node")
+	lab.MustRun("fault", "heal", p)
+	assert.Equal(t, "running", lab.Status()["web2"].State)
+
+	k := strings.TrimSpace(lab.MustRun("fault", "kill", "db1"))
+	assert.Equal(t, "stopped", lab.Status()["db1"].State)
+	lab.MustRun("fault", "heal", k)
+	got, code := lab.Exec("web1", "ping", "-c1", "-W2", "db1")
+	require.Equal(t, 0, code, "healed: %s", got)
+
+	_, errs, code := lab.Run("fault", "partition", "web", "db")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "does not cross this host")
+}
+
+// A member offline: status says which nodes are unreachable and where;
+// up refuses, naming them; with the member back, all is as before.
+func lxdOffline(t *testing.T, lab *labtest.Lab, cl *labtest.LXDCluster) {
+	cl.Link(t, "m3", false)
+	relinked := false
+	defer func() {
+		if !relinked {
+			cl.Link(t, "m3", true)
+		}
+	}()
+	labtest.Eventually(t, 90*time.Second, time.Second, "db1 unreachable on m3", func() bool {
+		n := lab.Status()["db1"]
+		return n.State == "unreachable" && n.Member == "m3"
+	})
+	table := lab.MustRun("status")
+	assert.Regexp(t, `db1 +db +lxd@m3 +unreachable .*its member m3 is offline`, table)
+	_, errs, code := lab.Run("up")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "nodes on offline cluster members: db1 on m3")
+	cl.Link(t, "m3", true)
+	relinked = true
+	labtest.Eventually(t, 90*time.Second, time.Second, "db1 back", func() bool { return lab.Status()["db1"].State == "running" })
+	lab.MustRun("up")
 }

@@ -46,6 +46,8 @@ type Provider struct {
 	ExecFunc func(node string, cmd []string, eio providers.ExecIO) (int, error)
 	// Caps is what Info says.
 	Caps providers.Info
+	// Where places nodes on cluster members (Locate).
+	Where map[string]providers.Location
 }
 
 // New returns an empty fake provider registered under no name.

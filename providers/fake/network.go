@@ -57,3 +57,17 @@ func (p *Provider) Networks() map[string]string {
 	}
 	return out
 }
+
+// Locate says where Where puts each node (a node it does not name is not
+// placed).
+func (p *Provider) Locate(_ context.Context, nodes []providers.Node) (map[string]providers.Location, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]providers.Location{}
+	for _, n := range nodes {
+		if l, ok := p.Where[n.Name]; ok {
+			out[n.Name] = l
+		}
+	}
+	return out, nil
+}
