@@ -75,7 +75,7 @@ func createRequest(n providers.Node) map[string]any {
 	var raw []string
 	for i, ifc := range n.Interfaces {
 		name := fmt.Sprintf("eth%d", i)
-		devices[name] = map[string]string{"type": "nic", "network": ifc.Bridge, "name": name}
+		devices[name] = map[string]string{"type": "nic", "network": netName(ifc.Bridge), "name": name}
 		// Fixed addresses, set by liblxc before init as on the LXC
 		// provider (LXD's ipv4.address is only a DHCP lease).
 		raw = append(raw, fmt.Sprintf("lxc.net.%d.ipv4.address = %s", i, ifc.Addr))

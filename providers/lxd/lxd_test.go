@@ -56,17 +56,21 @@ func TestNetworkConfig(t *testing.T) {
 	single := n.config(false)
 	assert.Equal(t, "10.80.0.1/24", single["ipv4.address"])
 	assert.Equal(t, "false", single["ipv4.nat"], "no way out of the lab")
-	assert.NotContains(t, single, "tunnel.lab.protocol", "one server: no tunnel")
+	assert.NotContains(t, single, "tunnel.t.protocol", "one server: no tunnel")
 	c := n.config(true)
-	assert.Equal(t, "vxlan", c["tunnel.lab.protocol"])
-	assert.Equal(t, "eth0", c["tunnel.lab.interface"])
-	assert.Equal(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-0"}.config(true)["tunnel.lab.id"], "the id is the name's")
-	assert.NotEqual(t, c["tunnel.lab.id"], Net{Name: "lab-todomvc-1"}.config(true)["tunnel.lab.id"])
+	assert.Equal(t, "vxlan", c["tunnel.t.protocol"])
+	assert.Equal(t, "eth0", c["tunnel.t.interface"])
+	assert.Equal(t, c["tunnel.t.id"], Net{Name: "lab-todomvc-0"}.config(true)["tunnel.t.id"], "the id is the name's")
+	assert.NotEqual(t, c["tunnel.t.id"], Net{Name: "lab-todomvc-1"}.config(true)["tunnel.t.id"])
 	assert.Equal(t, "host-record=pg1.todomvc.lab,pg1,10.80.0.31\nhost-record=pg1.todomvc.lab,pg1,fd00::31\n"+
 		"host-record=www.todomvc.lab,www,10.80.0.11\nhost-record=www.todomvc.lab,www,10.80.0.12\n",
 		hostRecords("todomvc.lab", "10.80.0.31 pg1\nfd00::31 pg1\n10.80.0.11 www\n10.80.0.12 www\n\n"),
 		"every address of a name, a role's alias one per node")
 	assert.Equal(t, "", hostRecords("x.lab", ""))
+	assert.Equal(t, "lab-todomvc-0", netName("lab-todomvc-0"), "a name whose tunnel fits stays")
+	long := netName("lab-swefreq1-0")
+	assert.Regexp(t, `^lab-[0-9a-f]{8}$`, long, "lab-swefreq1-0-t would pass 15 characters")
+	assert.NotEqual(t, long, netName("lab-swefreq1-1"))
 	n.Subnet6, n.Gateway6 = netip.MustParsePrefix("fd00::/64"), netip.MustParseAddr("fd00::1")
 	assert.Equal(t, "fd00::1/64", n.config(true)["ipv6.address"], "dual stack")
 }

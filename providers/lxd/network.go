@@ -16,7 +16,8 @@ import (
 // this kernel has no datapath for; a network's tunnel keys are
 // cluster-wide, and a multicast group needs no per-member remote).
 type Net struct {
-	Name    string       // the lab's bridge name, lab-LAB-I (15 characters at most)
+	Name    string       // the LXD network's name (netName)
+	Bridge  string       // the lab's bridge name, lab-LAB-I
 	Subnet  netip.Prefix // 10.80.0.0/24
 	Gateway netip.Addr   // every member's bridge has it: a distributed gateway
 	// TunnelDev is the members' interface VXLAN goes through ("" : the
@@ -52,11 +53,11 @@ func (n Net) config(clustered bool) map[string]string {
 		c["dns.domain"] = n.Domain
 	}
 	if clustered {
-		c["tunnel.lab.protocol"] = "vxlan"
-		c["tunnel.lab.group"] = "239.0.0.1"
-		c["tunnel.lab.id"] = fmt.Sprint(n.vni())
+		c["tunnel.t.protocol"] = "vxlan"
+		c["tunnel.t.group"] = "239.0.0.1"
+		c["tunnel.t.id"] = fmt.Sprint(n.vni())
 		if n.TunnelDev != "" {
-			c["tunnel.lab.interface"] = n.TunnelDev
+			c["tunnel.t.interface"] = n.TunnelDev
 		}
 	}
 	return c
@@ -99,7 +100,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, n Net) error {
 			return fmt.Errorf("network %s: on member %s: %w", n.Name, m, err)
 		}
 	}
-	body := map[string]any{"name": n.Name, "type": "bridge", "config": n.config(len(members) > 0)}
+	body := map[string]any{"name": n.Name, "type": "bridge", "config": n.config(len(members) > 0), "description": "lab network " + n.Bridge}
 	if err := p.c.query(ctx, "POST", "/1.0/networks", body, nil); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -151,9 +152,22 @@ func (p *Provider) removeNetwork(ctx context.Context, name string) error {
 	return nil
 }
 
+// netName is the LXD network of a lab bridge: the bridge's own name, or,
+// when its tunnel's interface (NAME-t) would pass Linux's 15 characters,
+// lab- and a hash of it (lxc network list shows the lab's name beside it,
+// in the description).
+func netName(bridge string) string {
+	if len(bridge)+len("-t") <= 15 {
+		return bridge
+	}
+	h := fnv.New32a()
+	h.Write([]byte(bridge))
+	return fmt.Sprintf("lab-%08x", h.Sum32())
+}
+
 // netOf is a lab network as this provider makes it.
 func netOf(n providers.Network) Net {
-	return Net{Name: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
+	return Net{Name: netName(n.Bridge), Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
 }
 
 // EnsureNetwork makes the lab network n across the cluster's members.
@@ -168,5 +182,5 @@ func (p *Provider) SetNames(ctx context.Context, n providers.Network, hosts stri
 
 // RemoveNetwork deletes the lab network named bridge.
 func (p *Provider) RemoveNetwork(ctx context.Context, _, bridge string) error {
-	return p.removeNetwork(ctx, bridge)
+	return p.removeNetwork(ctx, netName(bridge))
 }
