@@ -50,6 +50,9 @@ func (c *client) lxc(ctx context.Context, op string, stdin io.Reader, args []str
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, &Error{Remote: c.remoteName(), Op: op, Msg: "provider lxd drives LXD through its client, lxc, which is not installed (Debian: apt install lxd-client)"}
+		}
 		return stdout.Bytes(), &Error{Remote: c.remoteName(), Op: op, Msg: said(stderr, err)}
 	}
 	return stdout.Bytes(), nil
@@ -74,7 +77,7 @@ func (c *client) query(ctx context.Context, method, path string, body, out any) 
 		path += sep + "project=" + c.project
 	}
 	// The project is in the path: lxc query takes no --project.
-	answer, err := c.lxc(ctx, method+" "+path, nil, append(args, c.where(path)))
+	answer, err := c.lxc(ctx, restOp(method, path, body), nil, append(args, c.where(path)))
 	if err != nil || out == nil || len(answer) == 0 {
 		return err
 	}
@@ -107,6 +110,42 @@ func opOf(args []string) string {
 		}
 	}
 	return strings.Join(words, " ")
+}
+
+// restOp names a REST call as the user knows the operation: "create
+// instance lxdl-db1 on member m3", "start lxdl-db1", "update network
+// lab-lxdl-0"; a call it does not know is its method and path.
+func restOp(method, path string, body any) string {
+	p, query, _ := strings.Cut(path, "?")
+	parts := strings.Split(strings.TrimPrefix(p, "/1.0/"), "/")
+	kind := map[string]string{"instances": "instance", "networks": "network", "images": "image", "network-acls": "network ACL"}[parts[0]]
+	if kind == "" || len(parts) > 3 {
+		return method + " " + path
+	}
+	name := ""
+	if len(parts) > 1 {
+		name = parts[1]
+	} else if m, ok := body.(map[string]any); ok {
+		name, _ = m["name"].(string)
+	}
+	verb := map[string]string{"GET": "get", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[method]
+	if len(parts) == 3 && parts[2] == "state" {
+		if m, ok := body.(map[string]any); ok && method == "PUT" {
+			a, _ := m["action"].(string)
+			return strings.TrimSpace(a + " " + name)
+		}
+		return "state of " + name
+	}
+	if len(parts) == 3 && parts[0] == "images" && parts[1] == "aliases" {
+		kind, name = "image", parts[2]
+	}
+	op := strings.TrimSpace(verb + " " + kind + " " + name)
+	for _, kv := range strings.Split(query, "&") {
+		if m, ok := strings.CutPrefix(kv, "target="); ok {
+			op += " on member " + m
+		}
+	}
+	return op
 }
 
 var twoWord = map[string]bool{"network": true, "image": true, "cluster": true, "profile": true, "storage": true, "file": true, "config": true, "project": true}

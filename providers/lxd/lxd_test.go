@@ -3,6 +3,7 @@ package lxd
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"io"
 	"net/netip"
 	"testing"
@@ -34,6 +35,21 @@ func TestCreateRequest(t *testing.T) {
 func TestErrorsNameRemoteAndOperation(t *testing.T) {
 	assert.Equal(t, "network create", opOf([]string{"--project", "lab", "network", "create", "x", "--target", "m1"}))
 	assert.Equal(t, "delete", opOf([]string{"delete", "--force", "x"}))
+	for _, c := range []struct {
+		method, path string
+		body         any
+		want         string
+	}{
+		{"POST", "/1.0/instances?target=m3&project=lab", map[string]any{"name": "lxdl-db1"}, "create instance lxdl-db1 on member m3"},
+		{"PUT", "/1.0/instances/lxdl-db1/state", map[string]any{"action": "freeze"}, "freeze lxdl-db1"},
+		{"GET", "/1.0/instances/lxdl-db1/state", nil, "state of lxdl-db1"},
+		{"PATCH", "/1.0/networks/lab-lxdl-0", nil, "update network lab-lxdl-0"},
+		{"POST", "/1.0/networks?target=m2", map[string]any{"name": "lab-lxdl-0"}, "create network lab-lxdl-0 on member m2"},
+		{"GET", "/1.0/images/aliases/lab-bookworm-1", nil, "get image lab-bookworm-1"},
+		{"GET", "/1.0/cluster/members?recursion=1", nil, "GET /1.0/cluster/members?recursion=1"},
+	} {
+		assert.Equal(t, c.want, restOp(c.method, c.path, c.body), "%s %s", c.method, c.path)
+	}
 	e := &Error{Remote: "mycluster", Op: "init", Msg: "Failed to create instance: no space left on device"}
 	assert.Equal(t, "lxd mycluster: init: Failed to create instance: no space left on device", e.Error())
 	assert.True(t, notFound(&Error{Msg: "Instance not found"}))
@@ -73,4 +89,13 @@ func TestNetworkConfig(t *testing.T) {
 	assert.NotEqual(t, long, netName("lab-swefreq1-1"))
 	n.Subnet6, n.Gateway6 = netip.MustParsePrefix("fd00::/64"), netip.MustParseAddr("fd00::1")
 	assert.Equal(t, "fd00::1/64", n.config(true)["ipv6.address"], "dual stack")
+}
+
+// Without LXD's client, the error says what to install.
+func TestNoClient(t *testing.T) {
+	p := New("", "")
+	p.c.bin = "lab-no-such-lxc"
+	_, err := p.State(context.Background(), providers.Node{Lab: "x", Name: "n1"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "node n1: lxd local: state of x-n1: provider lxd drives LXD through its client, lxc, which is not installed (Debian: apt install lxd-client)")
 }
