@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/labctl/lab/providers"
+)
+
+// A provider that makes its nodes' network itself gets no bridge from lab:
+// it makes the network and serves the lab's names, kept current as nodes
+// come and go, and removes it with the lab.
+func TestProviderOwnsNetwork(t *testing.T) {
+	r := newRig(t)
+	r.p.Caps.OwnsNetwork = true
+	e := r.engine()
+	_, err := e.Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, r.nets.bridges)
+	assert.Empty(t, r.nets.hosts, "lab's dnsmasq serves nothing")
+	names, ok := r.p.Networks()["lab-e-0"]
+	require.True(t, ok, "the provider made the network")
+	assert.Contains(t, names, "10.83.0.11 adm1\n")
+	_, err = e.Up(context.Background(), r.topo(t, 2, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.Contains(t, r.p.Networks()["lab-e-0"], " pg2\n", "a new node's name is served")
+	st, err := e.Store.Load()
+	require.NoError(t, err)
+	assert.Equal(t, "lxc", st.Networks["lan"].Provider, "the state says who made it")
+	require.NoError(t, e.Destroy(context.Background(), "e", false))
+	assert.Empty(t, r.p.Networks(), "destroy has the provider remove it")
+	assert.Empty(t, r.nets.bridges)
+	r.p.Caps.OwnsNetwork = false
+	_, err = r.engine().Up(context.Background(), r.topo(t, 1, 1), UpOptions{})
+	require.NoError(t, err)
+	assert.True(t, r.nets.bridges["lab-e-0"])
+}
+
+// Nodes on a cluster member that went offline: status says which and
+// where; up refuses to go on, naming them, until the member is back.
+func TestOfflineMember(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	r.p.Where = map[string]providers.Location{"pg1": {Member: "m3"}, "web1": {Member: "m1", Online: true}}
+	ns, _, err := e.Status(context.Background(), top)
+	require.NoError(t, err)
+	for _, s := range ns {
+		switch s.Name {
+		case "pg1":
+			assert.Equal(t, "unreachable", s.State)
+			assert.Equal(t, "m3", s.Member)
+			assert.Contains(t, s.Note, "its member m3 is offline")
+		case "web1":
+			assert.Equal(t, "running", s.State)
+			assert.Equal(t, "m1", s.Member)
+		}
+	}
+	_, err = e.Up(context.Background(), top, UpOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nodes on offline cluster members: pg1 on m3")
+	r.p.Where["pg1"] = providers.Location{Member: "m3", Online: true}
+	_, err = e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+}
