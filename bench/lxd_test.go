@@ -15,8 +15,7 @@ import (
 // into LXD's store: destroy leaves no image of the lab behind.
 func BenchmarkLXDUp(b *testing.B) {
 	labtest.Integration(b)
-	bin, libs := labtest.LXDBin(b)
-	cl := labtest.NewLXDCluster(b, 3, "10.97.205", bin, libs)
+	cl := labtest.NewLXDCluster(b, 3, "10.97.205")
 	file := `name: %s
 defaults: {provider: %s}
 networks: [{name: lan, subnet: %s}]

@@ -32,11 +32,11 @@ type LXDCluster struct {
 
 // NewLXDCluster starts an n-member cluster on subnet (three octets, such as
 // 10.97.250: the host is .1, member i is .1i) and removes every trace of it
-// when t ends. bin is the folder lxd and lxc are in, libs their library
-// folder ("" : the system's).
-func NewLXDCluster(t testing.TB, n int, subnet, bin, libs string) *LXDCluster {
+// when t ends. Its lxd and lxc are Debian's, unpacked once (LXDBin).
+func NewLXDCluster(t testing.TB, n int, subnet string) *LXDCluster {
 	t.Helper()
 	Integration(t)
+	bin, libs := LXDBin(t)
 	c := &LXDCluster{Bridge: "lab-lxdt-0", Dir: t.TempDir(), Bin: bin, subnet: subnet}
 	// The instances' root (an unprivileged id) must get through to their
 	// folders, as through /var/lib/lxd.

@@ -23,8 +23,7 @@ import (
 // bed's own check, when it ends).
 func TestIntegrationLXDProvider(t *testing.T) {
 	labtest.Integration(t)
-	bin, libs := labtest.LXDBin(t)
-	cl := labtest.NewLXDCluster(t, 3, "10.97.252", bin, libs)
+	cl := labtest.NewLXDCluster(t, 3, "10.97.252")
 	lab := labtest.New(t, "lxdl", map[string]string{
 		"lab.yaml": `name: lxdl
 defaults: {provider: lxd}

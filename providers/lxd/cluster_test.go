@@ -23,8 +23,7 @@ import (
 // and by name, and destroy leaves no instance, network or image behind.
 func TestIntegrationCluster(t *testing.T) {
 	labtest.Integration(t)
-	bin, libs := labtest.LXDBin(t)
-	cl := labtest.NewLXDCluster(t, 3, "10.97.250", bin, libs)
+	cl := labtest.NewLXDCluster(t, 3, "10.97.250")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
