@@ -37,6 +37,12 @@ func (c *call) bootNode(ctx context.Context, n topology.Node, action plan.Action
 		if err := c.startNode(ctx, n, prov, tgt); err != nil {
 			return err
 		}
+		if c.onOwned(n) {
+			if err := c.guardInside(ctx, n, prov, tgt); err != nil {
+				c.emit(n.Name, PhaseFailed, "%v", err)
+				return err
+			}
+		}
 		c.emit(n.Name, PhaseReady, "booted in %.2fs", time.Since(t).Seconds())
 	}
 	if err := c.thawLeftover(ctx, n, prov, tgt); err != nil {

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,26 +128,45 @@ aliases: {www: web}
 	assert.Equal(t, []string{"10.83.0.11", "10.83.0.12", "10.83.0.13"}, www())
 }
 
-// On a network its provider makes (an LXD cluster's), a partition or a
-// delay is refused with the reason; kill and pause go through the
-// provider.
+// On a network its provider makes (an LXD cluster's), a partition is cut
+// inside the nodes it separates (their own nftables, kept for their next
+// boot) and healed there; a delay is refused with the reason; kill goes
+// through the provider.
 func TestFaultsOnProviderNetwork(t *testing.T) {
 	r := newRig(t)
 	r.p.Caps.OwnsNetwork = true
+	var mu sync.Mutex
+	rules := map[string]string{}
+	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
+		if len(cmd) == 3 && strings.Contains(cmd[2], "nftables.conf") {
+			b, _ := io.ReadAll(eio.Stdin)
+			mu.Lock()
+			rules[node] = string(b)
+			mu.Unlock()
+		}
+		return 0, nil
+	}
 	e := r.engine()
 	top := r.topo(t, 1, 1)
 	_, err := e.Up(context.Background(), top, UpOptions{})
 	require.NoError(t, err)
+	require.Contains(t, rules, "pg1", "every node gets its own rules when it boots")
+	assert.NotContains(t, rules["pg1"], "drop", "no firewall, no fault: nothing dropped")
+
+	f, err := e.Fault(context.Background(), top, FaultRequest{Kind: FaultPartition, Targets: []string{"pg1", "web"}})
+	require.NoError(t, err)
+	assert.Contains(t, rules["pg1"], `ip saddr { 10.83.0.51 } counter drop comment "lab: fault f1"`)
+	assert.Contains(t, rules["web1"], `ip saddr { 10.83.0.31 } counter drop comment "lab: fault f1"`)
+	assert.NotContains(t, rules["adm1"], "fault f1")
+	_, err = e.Heal(context.Background(), top, []string{f.ID}, false)
+	require.NoError(t, err)
+	assert.NotContains(t, rules["pg1"], "fault f1", "healed inside the node too")
+
 	var ue *UsageError
-	_, err = e.Fault(context.Background(), top, FaultRequest{Kind: FaultPartition, Targets: []string{"pg1", "web"}})
-	require.ErrorAs(t, err, &ue)
-	assert.Contains(t, err.Error(), "fault partition: node pg1 is on a network provider lxc makes")
 	_, err = e.Fault(context.Background(), top, FaultRequest{Kind: FaultDelay, Targets: []string{"web1"}, Delay: network.Delay{Delay: 100 * time.Millisecond}})
 	require.ErrorAs(t, err, &ue)
-	assert.Contains(t, err.Error(), "kill and pause work")
-	st, err := e.Store.Load()
-	require.NoError(t, err)
-	assert.Empty(t, st.Faults, "nothing recorded")
+	assert.Contains(t, err.Error(), "fault delay: node web1 is on a network provider lxc makes")
+	assert.Contains(t, err.Error(), "kill, pause and partition work")
 	k, err := e.Fault(context.Background(), top, FaultRequest{Kind: FaultKill, Targets: []string{"pg1"}})
 	require.NoError(t, err)
 	assert.Equal(t, providers.Stopped, r.p.Nodes()["pg1"])

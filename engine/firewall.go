@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -167,14 +166,13 @@ func (c *call) applyPolicy() error {
 	for _, n := range c.lab.Networks {
 		owned = owned || c.providerOwns(n)
 	}
+	var err error
 	if owned {
-		// Never a node the lab file guards running unguarded.
-		if lines := c.lab.FirewallLines(); len(lines) > 0 {
-			return errors.New("firewall: the lab's networks are made by provider lxd, and lab cannot put firewall rules on them yet (LXD network ACLs): remove the firewall: lists, or use provider lxc")
-		}
-		return nil
+		err = c.guardAllInside() // no bridge of this host sees their traffic
+	} else {
+		err = c.e.Networks.ApplyPolicy(c.ctx, c.policy())
 	}
-	if err := c.e.Networks.ApplyPolicy(c.ctx, c.policy()); err != nil {
+	if err != nil {
 		c.emit("", PhaseFailed, "firewall: %v", err)
 		return err
 	}

@@ -1,10 +1,16 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/labctl/lab/network"
 	"github.com/labctl/lab/providers"
 	"github.com/labctl/lab/state"
 	"github.com/labctl/lab/topology"
@@ -88,12 +94,12 @@ func (c *call) removeOwned(name string, rec *state.Network) error {
 	return nil
 }
 
-// hostShaped refuses a partition or a delay that involves a node on a
-// network its provider makes (an LXD cluster's): lab cuts and delays
-// traffic on this host's bridges and node ports, which such a node's
-// traffic never crosses. Kill and pause go through the provider.
+// hostShaped refuses a delay that involves a node on a network its
+// provider makes (an LXD cluster's): lab delays traffic on this host's
+// node ports, which such a node's traffic never crosses. Kill and pause
+// go through the provider; a partition is cut inside the nodes.
 func (c *call) hostShaped(f *state.Fault) error {
-	if f.Kind != FaultPartition && f.Kind != FaultDelay {
+	if f.Kind != FaultDelay {
 		return nil
 	}
 	nodes := slices.Clone(f.Nodes)
@@ -108,8 +114,89 @@ func (c *call) hostShaped(f *state.Fault) error {
 			continue
 		}
 		if p, err := c.e.provider(n.Provider); err == nil && p.Info().OwnsNetwork {
-			return usagef("fault %s: node %s is on a network provider %s makes, whose traffic does not cross this host: lab cannot %s it (kill and pause work)", f.Kind, name, n.Provider, f.Kind)
+			return usagef("fault %s: node %s is on a network provider %s makes, whose traffic does not cross this host: lab cannot %s it (kill, pause and partition work)", f.Kind, name, n.Provider, f.Kind)
 		}
 	}
 	return nil
+}
+
+// onOwned tells whether a node is on a network its provider makes.
+func (c *call) onOwned(n topology.Node) bool {
+	for _, ifc := range n.Interfaces {
+		if net := c.lab.Network(ifc.Network); net != nil && c.providerOwns(*net) {
+			return true
+		}
+	}
+	return false
+}
+
+// insideGuards are a node's guards as it enforces them itself: "host"
+// is its networks' gateway, the address a member's bridge (where lab and
+// its checks run) talks to nodes from.
+func (c *call) insideGuards(n topology.Node) []network.Guard {
+	if !n.Spec.HasFirewall() {
+		return nil
+	}
+	gs := c.guards(n)
+	for i, ifc := range n.Interfaces {
+		net := c.lab.Network(ifc.Network)
+		for j := range gs[i].Allow {
+			a := &gs[i].Allow[j]
+			if !a.Host || net == nil {
+				continue
+			}
+			a.From = append(a.From, netip.PrefixFrom(net.Gateway, 32))
+			if net.Gateway6.IsValid() {
+				a.From = append(a.From, netip.PrefixFrom(net.Gateway6, 128))
+			}
+			a.Host = false
+		}
+	}
+	return gs
+}
+
+// guardInside puts a node's firewall and the partitions that cut it in
+// force inside the node (network.NodePolicy), and keeps them for its next
+// boot (nftables.service loads /etc/nftables.conf): on a network its
+// provider makes, no bridge of this host sees the node's traffic. Root
+// in the node can lift them; the host's guard of a lab bridge it cannot.
+func (c *call) guardInside(ctx context.Context, n topology.Node, prov providers.Provider, tgt providers.Node) error {
+	var self []netip.Addr
+	for _, ifc := range n.Interfaces {
+		self = append(self, ifc.Addr)
+		if ifc.Addr6.IsValid() {
+			self = append(self, ifc.Addr6)
+		}
+	}
+	script := network.NodePolicy(c.insideGuards(n), c.cuts(), self)
+	sh := `cat > /etc/nftables.conf && nft -f /etc/nftables.conf && { systemctl enable --quiet nftables.service 2>/dev/null || true; }`
+	var stderr strings.Builder
+	code, err := prov.Exec(ctx, tgt, []string{"/bin/sh", "-c", sh}, providers.ExecIO{Stdin: strings.NewReader(script), Stderr: &stderr})
+	if err != nil {
+		return fmt.Errorf("node %s: firewall: %w", n.Name, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("node %s: firewall: nft: exit %d: %s", n.Name, code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// guardAllInside puts every running node's own rules in force, on the
+// networks their provider makes (a firewall or a partition changed).
+func (c *call) guardAllInside() error {
+	g, ctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(c.e.workers())
+	for _, n := range c.lab.Nodes {
+		if !c.onOwned(n) || c.down(n.Name) {
+			continue
+		}
+		g.Go(func() error {
+			p, err := c.e.provider(n.Provider)
+			if err != nil {
+				return err
+			}
+			return c.guardInside(ctx, n, p, c.nodeTarget(n, nil))
+		})
+	}
+	return g.Wait()
 }

@@ -2,12 +2,17 @@ package engine
 
 import (
 	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/labctl/lab/providers"
+	"github.com/labctl/lab/topology"
 )
 
 // A provider that makes its nodes' network itself gets no bridge from lab:
@@ -67,4 +72,40 @@ func TestOfflineMember(t *testing.T) {
 	r.p.Where["pg1"] = providers.Location{Member: "m3", Online: true}
 	_, err = e.Up(context.Background(), top, UpOptions{})
 	require.NoError(t, err)
+}
+
+// A firewall on a network its provider makes is put in force inside each
+// guarded node; "host" is the network's gateway there.
+func TestFirewallInsideNodes(t *testing.T) {
+	r := newRig(t)
+	r.p.Caps.OwnsNetwork = true
+	var mu sync.Mutex
+	rules := map[string]string{}
+	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
+		if len(cmd) == 3 && strings.Contains(cmd[2], "nftables.conf") {
+			b, _ := io.ReadAll(eio.Stdin)
+			mu.Lock()
+			rules[node] = string(b)
+			mu.Unlock()
+		}
+		return 0, nil
+	}
+	top, err := topology.Parse([]byte(`name: e
+networks: [{name: lan, subnet: 10.83.0.0/24}]
+nodes:
+  - role: web
+  - role: pg
+    firewall:
+      - allow: {from: [web], tcp: [5432]}
+      - allow: {from: [host], tcp: [22]}
+`), filepath.Join(r.dir, "lab.yaml"), r.dir)
+	require.NoError(t, err)
+	_, err = r.engine().Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	pg := rules["pg1"]
+	assert.Contains(t, pg, "ip saddr { 10.83.0.11 } tcp dport { 5432 } accept")
+	assert.Contains(t, pg, "ip saddr { 10.83.0.1 } tcp dport { 22 } accept", "host: the gateway")
+	assert.Contains(t, pg, `counter drop comment "lab: pg1 accepts only what its firewall allows"`)
+	assert.NotContains(t, rules["web1"], "drop", "web has no firewall")
+	assert.Nil(t, r.nets.policy, "no host policy for a provider's network")
 }

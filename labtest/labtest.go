@@ -17,11 +17,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/labctl/lab/internal/spawn"
 	"github.com/labctl/lab/state"
 	"github.com/stretchr/testify/require"
 )
@@ -59,7 +61,8 @@ func Root() string {
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "labtest-bin-")
+		removeStaleBinaries()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("labtest-bin-%d-", os.Getpid()))
 		if err != nil {
 			buildErr = err
 			return
@@ -89,6 +92,20 @@ func Binary(t testing.TB) string {
 	})
 	require.NoError(t, buildErr)
 	return binPath
+}
+
+// removeStaleBinaries removes the lab binaries that test processes which
+// have ended built (labtest-bin-PID-*): a process cannot remove its own
+// when it ends, so the next one does.
+func removeStaleBinaries() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "labtest-bin-*"))
+	for _, d := range dirs {
+		f := strings.SplitN(strings.TrimPrefix(filepath.Base(d), "labtest-bin-"), "-", 2)
+		pid, err := strconv.Atoi(f[0])
+		if len(f) == 2 && err == nil && !spawn.Alive(pid) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Lab is a lab folder under test.

@@ -36,11 +36,15 @@ nodes:
     lxd: {target: m3}
     after: [web]
     health: [{command: "ping -c1 -W2 web1 && ping -c1 -W2 web2.lxdl.lab"}]
+    firewall:
+      - allow: {from: [web1], icmp: true}
 aliases: {www: web}
 `,
 		"web.sh": "#!/bin/sh\nset -e\necho \"$LAB_NODE\" > /srv/name\n",
 	})
 	lab.Env = cl.Env
+	lab.OnFailure("db1", "nft", "list", "ruleset")
+	lab.OnFailure("web1", "ip", "-6", "addr")
 
 	out, errs, code := lab.Run("up")
 	require.Equal(t, 0, code, "%s%s", out, errs)
@@ -60,12 +64,13 @@ aliases: {www: web}
 	assert.Regexp(t, `db1 +db +lxd@m3 +running`, table)
 
 	// Names and addresses across members, through the network's DNS on
-	// every member; a role's alias answers with each of its nodes.
+	// every member; a role's alias answers with each of its nodes. db1's
+	// firewall, inside it, lets web1 ping it and not web2.
 	got, code := lab.Exec("web1", "sh", "-c", "getent ahostsv4 db1.lxdl.lab; cat /srv/name; ping -c1 -W2 10.97.253.31 >/dev/null && echo reached")
 	require.Equal(t, 0, code, got)
 	assert.Contains(t, got, st["db1"].Addresses[0]+" ")
 	require.NotEmpty(t, st["db1"].Addresses6)
-	got6, code := lab.Exec("web2", "sh", "-c", "getent hosts db1.lxdl.lab; ping -6 -c1 -W2 "+st["db1"].Addresses6[0]+" >/dev/null && echo reached")
+	got6, code := lab.Exec("web1", "sh", "-c", "getent hosts db1.lxdl.lab; ping -6 -c1 -W2 "+st["db1"].Addresses6[0]+" >/dev/null && echo reached")
 	require.Equal(t, 0, code, got6)
 	assert.Regexp(t, "^"+regexp.QuoteMeta(st["db1"].Addresses6[0])+` +db1\.lxdl\.lab\nreached\n$`, got6, "dual stack across members, as on one host")
 	assert.Contains(t, got, "web1\n", "provisioned")
@@ -74,6 +79,8 @@ aliases: {www: web}
 	require.Equal(t, 0, code, www)
 	assert.Contains(t, www, st["web1"].Addresses[0])
 	assert.Contains(t, www, st["web2"].Addresses[0])
+	got, code = lab.Exec("web2", "ping", "-c1", "-W1", "db1")
+	assert.NotEqual(t, 0, code, "db1's firewall lets only web1 in: %s", got)
 
 	// Scale: a third web node, whose name db1 then resolves.
 	b, err := os.ReadFile(filepath.Join(lab.Dir, "lab.yaml"))
@@ -91,8 +98,8 @@ aliases: {www: web}
 }
 
 // Pause and kill go through LXD's API; a role's alias leaves a paused
-// node out; a partition, which lab makes on this host's bridges, is
-// refused with the reason.
+// node out; a partition is cut inside the nodes; a delay, which lab makes
+// on this host's node ports, is refused with the reason.
 func lxdFaults(t *testing.T, lab *labtest.Lab, st map[string]labtest.NodeStatus) {
 	p := strings.TrimSpace(lab.MustRun("fault", "pause", "web2"))
 	assert.Equal(t, "paused", lab.Status()["web2"].State)
@@ -108,8 +115,20 @@ func lxdFaults(t *testing.T, lab *labtest.Lab, st map[string]labtest.NodeStatus)
 	lab.MustRun("fault", "heal", k)
 	got, code := lab.Exec("web1", "ping", "-c1", "-W2", "db1")
 	require.Equal(t, 0, code, "healed: %s", got)
+	got, code = lab.Exec("web2", "ping", "-c1", "-W1", "db1")
+	assert.NotEqual(t, 0, code, "db1 booted with its firewall: %s", got)
 
-	_, errs, code := lab.Run("fault", "partition", "web", "db")
+	// A partition is cut inside the nodes, established traffic included.
+	cut := strings.TrimSpace(lab.MustRun("fault", "partition", "web1", "db1"))
+	got, code = lab.Exec("web1", "ping", "-c1", "-W1", "db1")
+	assert.NotEqual(t, 0, code, "partitioned: %s", got)
+	got, code = lab.Exec("web2", "ping", "-c1", "-W2", "web1")
+	assert.Equal(t, 0, code, "the rest is not: %s", got)
+	lab.MustRun("fault", "heal", cut)
+	got, code = lab.Exec("web1", "ping", "-c1", "-W2", "db1")
+	assert.Equal(t, 0, code, "healed: %s", got)
+
+	_, errs, code := lab.Run("fault", "delay", "db1", "100ms")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, "does not cross this host")
 }

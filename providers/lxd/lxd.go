@@ -44,8 +44,11 @@ func (p *Provider) Info() providers.Info {
 	return providers.Info{OwnsNetwork: true, Remote: true, Pause: true, StreamsOutput: true, UserNamespaces: true}
 }
 
-// ImagePackages: LXD's containers boot the same images as LXC's.
-func (p *Provider) ImagePackages() []string { return providers.ContainerPackages }
+// ImagePackages: what LXC's containers have, and nftables: a node on an
+// LXD network holds lab's rules for it itself (engine: guardInside).
+func (p *Provider) ImagePackages() []string {
+	return append(append([]string{}, providers.ContainerPackages...), "nftables")
+}
 
 var instanceRe = regexp.MustCompile(`[^a-zA-Z0-9-]`)
 
@@ -81,6 +84,10 @@ func createRequest(n providers.Node) map[string]any {
 		raw = append(raw, fmt.Sprintf("lxc.net.%d.ipv4.address = %s", i, ifc.Addr))
 		if ifc.Addr6.IsValid() {
 			raw = append(raw, fmt.Sprintf("lxc.net.%d.ipv6.address = %s", i, ifc.Addr6))
+			// LXD's dnsmasq advertises the network's prefix: a node takes
+			// only its fixed address, not a second one by SLAAC (whose
+			// source address no rule of lab's knows).
+			raw = append(raw, fmt.Sprintf("lxc.sysctl.net.ipv6.conf.%s.accept_ra = 0", name), fmt.Sprintf("lxc.sysctl.net.ipv6.conf.%s.autoconf = 0", name))
 		}
 	}
 	if len(raw) > 0 {
