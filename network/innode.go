@@ -22,7 +22,9 @@ func NodePolicy(guards []Guard, cuts []Cut, self []netip.Addr) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %[1]s {}\ndelete table inet %[1]s\ntable inet %[1]s {\n", NodeTable)
 	b.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
-	mine := func(as []netip.Addr) bool { return slices.ContainsFunc(as, func(a netip.Addr) bool { return slices.Contains(self, a) }) }
+	mine := func(as []netip.Addr) bool {
+		return slices.ContainsFunc(as, func(a netip.Addr) bool { return slices.Contains(self, a) })
+	}
 	for _, c := range cuts {
 		var from []netip.Addr
 		if mine(c.To) {
