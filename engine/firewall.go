@@ -16,9 +16,14 @@ func (c *call) policy() network.Policy {
 	p := network.Policy{Lab: c.lab.Name, Bridges: map[string]bool{}}
 	p.Cuts = c.cuts()
 	for _, n := range c.lab.Networks {
-		p.Bridges[n.Bridge] = len(p.Cuts) > 0
+		if !c.providerOwns(n) { // a provider's network is not this host's to guard
+			p.Bridges[n.Bridge] = len(p.Cuts) > 0
+		}
 	}
 	for _, n := range c.lab.Nodes {
+		if c.onOwned(n) {
+			continue // it guards itself (guardInside)
+		}
 		names := c.nodePorts(n.Name, len(n.Interfaces))
 		for i, ifc := range n.Interfaces {
 			if names == nil {
@@ -162,14 +167,16 @@ func (c *call) applyPolicy() error {
 	if c.e.Networks == nil {
 		return nil
 	}
-	owned := false
+	owned, hosted := false, false
 	for _, n := range c.lab.Networks {
-		owned = owned || c.providerOwns(n)
+		o := c.providerOwns(n)
+		owned, hosted = owned || o, hosted || !o
 	}
 	var err error
 	if owned {
 		err = c.guardAllInside() // no bridge of this host sees their traffic
-	} else {
+	}
+	if hosted && err == nil {
 		err = c.e.Networks.ApplyPolicy(c.ctx, c.policy())
 	}
 	if err != nil {
