@@ -2,10 +2,8 @@ package engine
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -135,17 +133,7 @@ aliases: {www: web}
 func TestFaultsOnProviderNetwork(t *testing.T) {
 	r := newRig(t)
 	r.p.Caps.OwnsNetwork = true
-	var mu sync.Mutex
-	rules := map[string]string{}
-	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
-		if len(cmd) == 3 && strings.Contains(cmd[2], "nftables.conf") {
-			b, _ := io.ReadAll(eio.Stdin)
-			mu.Lock()
-			rules[node] = string(b)
-			mu.Unlock()
-		}
-		return 0, nil
-	}
+	rules := r.nodeRules()
 	e := r.engine()
 	top := r.topo(t, 1, 1)
 	_, err := e.Up(context.Background(), top, UpOptions{})

@@ -79,17 +79,7 @@ func TestOfflineMember(t *testing.T) {
 func TestFirewallInsideNodes(t *testing.T) {
 	r := newRig(t)
 	r.p.Caps.OwnsNetwork = true
-	var mu sync.Mutex
-	rules := map[string]string{}
-	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
-		if len(cmd) == 3 && strings.Contains(cmd[2], "nftables.conf") {
-			b, _ := io.ReadAll(eio.Stdin)
-			mu.Lock()
-			rules[node] = string(b)
-			mu.Unlock()
-		}
-		return 0, nil
-	}
+	rules := r.nodeRules()
 	top, err := topology.Parse([]byte(`name: e
 networks: [{name: lan, subnet: 10.83.0.0/24}]
 nodes:
@@ -108,4 +98,21 @@ nodes:
 	assert.Contains(t, pg, `counter drop comment "lab: pg1 accepts only what its firewall allows"`)
 	assert.NotContains(t, rules["web1"], "drop", "web has no firewall")
 	assert.Nil(t, r.nets.policy, "no host policy for a provider's network")
+}
+
+// nodeRules records the rules lab loads inside each node (guardInside), by
+// node: the map is filled as the fake provider runs them.
+func (r *rig) nodeRules() map[string]string {
+	var mu sync.Mutex
+	rules := map[string]string{}
+	r.p.ExecFunc = func(node string, cmd []string, eio providers.ExecIO) (int, error) {
+		if len(cmd) == 3 && strings.Contains(cmd[2], "nftables.conf") {
+			b, _ := io.ReadAll(eio.Stdin)
+			mu.Lock()
+			rules[node] = string(b)
+			mu.Unlock()
+		}
+		return 0, nil
+	}
+	return rules
 }
