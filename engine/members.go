@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,7 +33,9 @@ func (c *call) locations() map[string]providers.Location {
 		if !ok {
 			continue
 		}
-		where, err := l.Locate(c.ctx, nodes)
+		ctx, cancel := context.WithTimeout(c.ctx, 2*remoteStateWait)
+		where, err := l.Locate(ctx, nodes)
+		cancel()
 		if err != nil {
 			continue // State says unknown where the provider cannot answer
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,4 +116,26 @@ func (r *rig) nodeRules() map[string]string {
 		return 0, nil
 	}
 	return rules
+}
+
+// A remote node that does not answer (its member going offline) is
+// unknown after a while: status does not wait for the cluster's timeout.
+func TestRemoteStateWait(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	old := remoteStateWait
+	remoteStateWait = 50 * time.Millisecond
+	t.Cleanup(func() { remoteStateWait = old })
+	r.p.Caps.Remote = true
+	r.p.StateDelay = 10 * time.Second
+	start := time.Now()
+	ns, _, err := e.Status(context.Background(), top)
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	for _, s := range ns {
+		assert.Equal(t, "unknown", s.State, s.Name)
+	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -53,6 +54,9 @@ func netOf(n topology.Net) network.Net {
 	return network.Net{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
 }
 
+// remoteStateWait is how long observe waits for a remote node's state.
+var remoteStateWait = 5 * time.Second
+
 // observe asks providers for the state of every recorded node.
 func (c *call) observe() plan.Observed {
 	obs := plan.Observed{}
@@ -66,9 +70,16 @@ func (c *call) observe() plan.Observed {
 			// A node whose member is offline: asking would only time out.
 			loc, placed := where[rec.Name]
 			if p, err := c.e.provider(rec.Provider); err == nil && (!placed || loc.Online) {
-				if got, err := p.State(gctx, c.e.recordTarget(c.st, rec)); err == nil {
+				ctx, cancel := gctx, context.CancelFunc(func() {})
+				if p.Info().Remote {
+					// A member going offline holds an answer for as long as
+					// its cluster waits (LXD: 30 s); the node is unknown then.
+					ctx, cancel = context.WithTimeout(gctx, remoteStateWait)
+				}
+				if got, err := p.State(ctx, c.e.recordTarget(c.st, rec)); err == nil {
 					s = got
 				}
+				cancel()
 			}
 			mu.Lock()
 			obs[rec.Name] = s

@@ -46,6 +46,9 @@ type Provider struct {
 	ExecFunc func(node string, cmd []string, eio providers.ExecIO) (int, error)
 	// Caps is what Info says.
 	Caps providers.Info
+	// StateDelay makes State take this long (honouring ctx): a node whose
+	// machine does not answer.
+	StateDelay time.Duration
 	// Where places nodes on cluster members (Locate).
 	Where map[string]providers.Location
 }
@@ -144,7 +147,17 @@ func (p *Provider) Destroy(ctx context.Context, n providers.Node) error {
 	return nil
 }
 
-func (p *Provider) State(_ context.Context, n providers.Node) (providers.State, error) {
+func (p *Provider) State(ctx context.Context, n providers.Node) (providers.State, error) {
+	p.mu.Lock()
+	wait := p.StateDelay
+	p.mu.Unlock()
+	if wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return providers.Unknown, ctx.Err()
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s, ok := p.nodes[n.Name]; ok {
