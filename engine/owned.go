@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -94,27 +93,17 @@ func (c *call) removeOwned(name string, rec *state.Network) error {
 	return nil
 }
 
-// hostShaped refuses a delay that involves a node on a network its
-// provider makes (an LXD cluster's): lab delays traffic on this host's
-// node ports, which such a node's traffic never crosses. Kill and pause
-// go through the provider; a partition is cut inside the nodes.
+// hostShaped refuses a delay of a node on a network its provider makes
+// (an LXD cluster's): lab delays traffic on this host's node ports, which
+// such a node's traffic never crosses. Kill and pause go through the
+// provider; a partition is cut inside the nodes.
 func (c *call) hostShaped(f *state.Fault) error {
 	if f.Kind != FaultDelay {
 		return nil
 	}
-	nodes := slices.Clone(f.Nodes)
-	for _, side := range f.Targets {
-		if m, err := c.members(side); err == nil {
-			nodes = append(nodes, m...)
-		}
-	}
-	for _, name := range nodes {
-		n := c.lab.Node(name)
-		if n == nil {
-			continue
-		}
-		if p, err := c.e.provider(n.Provider); err == nil && p.Info().OwnsNetwork {
-			return usagef("fault %s: node %s is on a network provider %s makes, whose traffic does not cross this host: lab cannot %s it (kill, pause and partition work)", f.Kind, name, n.Provider, f.Kind)
+	for _, name := range f.Nodes {
+		if n := c.lab.Node(name); n != nil && c.onOwned(*n) {
+			return usagef("fault delay: node %s is on a network provider %s makes, whose traffic does not cross this host: lab cannot delay it (kill, pause and partition work)", name, n.Provider)
 		}
 	}
 	return nil

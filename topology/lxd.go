@@ -26,6 +26,10 @@ func (r *Role) TargetOf() string {
 // lxdNameRe is what LXD takes as a remote, project or member name.
 var lxdNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
+// ValidLXDName tells whether s is a name LXD takes for a remote, a project
+// or a member (LAB_LXD_REMOTE is checked as the lab file's lxd.remote is).
+func ValidLXDName(s string) bool { return lxdNameRe.MatchString(s) }
+
 func (t *Topology) validateLXD(at reporter) {
 	for k, v := range map[string]string{"lxd.remote": t.LXD.Remote, "lxd.project": t.LXD.Project} {
 		if v != "" && !lxdNameRe.MatchString(v) {

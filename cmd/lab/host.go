@@ -41,8 +41,9 @@ networks and nothing else, installed root:lab setuid in
 systemd, a cgroup of each v1 hierarchy owned by the user (lab-NAME), which
 the kernel forgets at reboot: run this again after one; and the kernel
 limits (lab host-limits) raised for --nodes containers at once, which a
-user's lab up cannot raise itself. It changes only what is missing. --remove takes back the group and the cgroups; the id
-ranges stay, since other tools use them too.`,
+user's lab up cannot raise itself. It changes only what is missing.
+--remove takes back the group and the cgroups; the id ranges stay, since
+other tools use them too.`,
 		Example: `  sudo lab host setup --user alice
   sudo lab host setup --user alice --remove`,
 		Args: cobra.NoArgs,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,7 +140,7 @@ func (s settings) check() error {
 		}
 	}
 	for k, v := range map[string]string{"lxd_remote": s.LXDRemote, "lxd_project": s.LXDProject} {
-		if v != "" && !lxdNameRe.MatchString(v) {
+		if v != "" && !topology.ValidLXDName(v) {
 			return usagef("setting %s (LAB_%s) = %q: want letters, digits, '.', '_' or '-'", k, strings.ToUpper(k), v)
 		}
 	}
@@ -155,8 +154,6 @@ func (s settings) check() error {
 	}
 	return nil
 }
-
-var lxdNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // hostPaths is the host_paths setting: a list in the config file, or a
 // ':'-separated string (LAB_HOST_PATHS).

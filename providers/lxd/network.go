@@ -63,24 +63,27 @@ func (n Net) config(clustered bool) map[string]string {
 	return c
 }
 
-// members lists the cluster's members, none when LXD is not clustered.
-func (p *Provider) members(ctx context.Context) ([]string, error) {
+// member is a member of the cluster, as LXD lists it.
+type member struct {
+	Name   string `json:"server_name"`
+	Status string `json:"status"` // Online, Offline, …
+}
+
+// members lists the cluster's members, sorted by name; none when LXD is not
+// clustered.
+func (p *Provider) members(ctx context.Context) ([]member, error) {
 	var cl struct {
 		Enabled bool `json:"enabled"`
 	}
 	if err := p.c.query(ctx, "GET", "/1.0/cluster", nil, &cl); err != nil || !cl.Enabled {
 		return nil, err
 	}
-	var urls []string
-	if err := p.c.query(ctx, "GET", "/1.0/cluster/members", nil, &urls); err != nil {
+	var ms []member
+	if err := p.c.query(ctx, "GET", "/1.0/cluster/members?recursion=1", nil, &ms); err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, u := range urls {
-		names = append(names, u[strings.LastIndex(u, "/")+1:])
-	}
-	sort.Strings(names)
-	return names, nil
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+	return ms, nil
 }
 
 // ensureNetwork makes the network unless it exists: in a cluster, pending
@@ -96,8 +99,8 @@ func (p *Provider) ensureNetwork(ctx context.Context, n Net) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	for _, m := range members {
-		if err := p.c.query(ctx, "POST", "/1.0/networks?target="+m, map[string]any{"name": n.Name, "type": "bridge"}, nil); err != nil {
-			return fmt.Errorf("network %s: on member %s: %w", n.Name, m, err)
+		if err := p.c.query(ctx, "POST", "/1.0/networks?target="+m.Name, map[string]any{"name": n.Name, "type": "bridge"}, nil); err != nil {
+			return fmt.Errorf("network %s: on member %s: %w", n.Name, m.Name, err)
 		}
 	}
 	body := map[string]any{"name": n.Name, "type": "bridge", "config": n.config(len(members) > 0), "description": "lab network " + n.Bridge}

@@ -11,21 +11,12 @@ import (
 // member is online (lab status). Outside a cluster there are no members:
 // nodes are left out.
 func (p *Provider) Locate(ctx context.Context, nodes []providers.Node) (map[string]providers.Location, error) {
-	var cl struct {
-		Enabled bool `json:"enabled"`
-	}
-	if err := p.c.query(ctx, "GET", "/1.0/cluster", nil, &cl); err != nil {
-		return nil, err
-	}
-	if !cl.Enabled {
-		return nil, nil
-	}
-	var members []struct {
-		Name   string `json:"server_name"`
-		Status string `json:"status"`
-	}
-	if err := p.c.query(ctx, "GET", "/1.0/cluster/members?recursion=1", nil, &members); err != nil {
+	members, err := p.members(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("cluster members: %w", err)
+	}
+	if len(members) == 0 {
+		return nil, nil
 	}
 	online := map[string]bool{}
 	for _, m := range members {
