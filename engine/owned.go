@@ -44,7 +44,8 @@ func (c *call) ownerOf(n topology.Net) (string, providers.NetworkOwner) {
 }
 
 func ownedNet(n topology.Net) providers.Network {
-	return providers.Network{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
+	host, host6 := n.HostPort()
+	return providers.Network{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain, Host: host, Host6: host6}
 }
 
 // ensureOwned has n's provider make it and serve its names.
@@ -120,8 +121,10 @@ func (c *call) onOwned(n topology.Node) bool {
 }
 
 // insideGuards are a node's guards as it enforces them itself: "host"
-// is its networks' gateway, the address a member's bridge (where lab and
-// its checks run) talks to nodes from.
+// is this host's port on its networks (topology.Net.HostPort) and their
+// gateway, the address its member's bridge talks to it from; both are in
+// the network's subnet, so the guard drops them unless an allow from the
+// host admits them (network.Guard.Host).
 func (c *call) insideGuards(n topology.Node) []network.Guard {
 	if !n.Spec.HasFirewall() {
 		return nil
@@ -129,16 +132,13 @@ func (c *call) insideGuards(n topology.Node) []network.Guard {
 	gs := c.guards(n)
 	for i, ifc := range n.Interfaces {
 		net := c.lab.Network(ifc.Network)
-		for j := range gs[i].Allow {
-			a := &gs[i].Allow[j]
-			if !a.Host || net == nil {
-				continue
-			}
-			a.From = append(a.From, netip.PrefixFrom(net.Gateway, 32))
-			if net.Gateway6.IsValid() {
-				a.From = append(a.From, netip.PrefixFrom(net.Gateway6, 128))
-			}
-			a.Host = false
+		if net == nil {
+			continue
+		}
+		host, host6 := net.HostPort()
+		gs[i].Host = []netip.Addr{host, net.Gateway}
+		if net.Gateway6.IsValid() {
+			gs[i].Host = append(gs[i].Host, host6, net.Gateway6)
 		}
 	}
 	return gs

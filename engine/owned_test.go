@@ -76,7 +76,9 @@ func TestOfflineMember(t *testing.T) {
 }
 
 // A firewall on a network its provider makes is put in force inside each
-// guarded node; "host" is the network's gateway there.
+// guarded node; "host" is this host's port on the network and its gateway
+// there, and since both are in the network's subnet, "from lan" does not
+// let the host in: a drop of the host's other traffic comes first.
 func TestFirewallInsideNodes(t *testing.T) {
 	r := newRig(t)
 	r.p.Caps.OwnsNetwork = true
@@ -88,6 +90,7 @@ nodes:
   - role: pg
     firewall:
       - allow: {from: [web], tcp: [5432]}
+      - allow: {from: [lan], tcp: [80]}
       - allow: {from: [host], tcp: [22]}
 `), filepath.Join(r.dir, "lab.yaml"), r.dir)
 	require.NoError(t, err)
@@ -95,7 +98,10 @@ nodes:
 	require.NoError(t, err)
 	pg := rules["pg1"]
 	assert.Contains(t, pg, "ip saddr { 10.83.0.11 } tcp dport { 5432 } accept")
-	assert.Contains(t, pg, "ip saddr { 10.83.0.1 } tcp dport { 22 } accept", "host: the gateway")
+	hostAllow := strings.Index(pg, "ip saddr { 10.83.0.254, 10.83.0.1 } tcp dport { 22 } accept")
+	hostDrop := strings.Index(pg, `ip saddr { 10.83.0.254, 10.83.0.1 } counter drop comment "lab: the host reaches pg1 only as its firewall allows"`)
+	lanAllow := strings.Index(pg, "ip saddr { 10.83.0.0/24 } tcp dport { 80 } accept")
+	assert.True(t, hostAllow >= 0 && hostAllow < hostDrop && hostDrop < lanAllow, "the host's allow, its drop, then the network's:\n%s", pg)
 	assert.Contains(t, pg, `counter drop comment "lab: pg1 accepts only what its firewall allows"`)
 	assert.NotContains(t, rules["web1"], "drop", "web has no firewall")
 	assert.Nil(t, r.nets.policy, "no host policy for a provider's network")

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,4 +280,16 @@ func AssertNoLeaks(t testing.TB, name, dir string) {
 	if leaks := Leaks(name, dir); len(leaks) > 0 {
 		t.Errorf("lab %s left behind:\n  %s", name, strings.Join(leaks, "\n  "))
 	}
+}
+
+// Reaches tells whether a TCP connection to addr (host:port) gets an
+// answer, an accept or a refusal, within a second: the node is reached
+// (a refusal says nothing listens there); a firewall's drop is silence.
+func Reaches(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }

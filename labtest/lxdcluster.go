@@ -206,6 +206,26 @@ func (c *LXDCluster) Leaks() []string {
 			}
 		}
 	}
+	for _, p := range c.HostPorts() {
+		out = append(out, "this host's port "+p)
+	}
+	return out
+}
+
+// HostPorts are the host's VXLAN interfaces on the test bed's bridge: a
+// lab's port on one of its networks (providers/lxd/hostport.go).
+func (c *LXDCluster) HostPorts() []string {
+	b, err := exec.Command("ip", "-d", "-o", "link", "show", "type", "vxlan").Output()
+	if err != nil {
+		return []string{"cannot list: " + err.Error()}
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.Contains(l, " dev "+c.Bridge+" ") {
+			name, _, _ := strings.Cut(f[1], ":")
+			out = append(out, strings.TrimSuffix(name, "@"+c.Bridge))
+		}
+	}
 	return out
 }
 
@@ -251,6 +271,9 @@ func (c *LXDCluster) remove(t testing.TB) {
 		// Gone with the namespace, unless the kernel still holds it (seen
 		// after an instance failed to start): then its host end stays.
 		_ = exec.Command("ip", "link", "del", ns+"h").Run()
+	}
+	for _, p := range c.HostPorts() {
+		_ = exec.Command("ip", "link", "del", p).Run()
 	}
 	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
 }

@@ -54,6 +54,11 @@ type Guard struct {
 	Addr6    netip.Addr
 	Floating []netip.Addr // guarded like Addr while the node holds them
 	Allow    []Allowed
+	// Host are the host's addresses on the network, for a guard the node
+	// enforces itself (NodePolicy): there the host is a station on the
+	// network, so "from the network" would let it in too; only allows
+	// from the host do.
+	Host []netip.Addr
 }
 
 // Allowed is one allow rule: from these addresses (or the host), to these
@@ -64,6 +69,8 @@ type Allowed struct {
 	TCP  []string // "5432", "8000-8010"
 	UDP  []string
 	ICMP bool
+
+	dropHost bool // insideAllows: where the host's other traffic is dropped
 }
 
 // Cut is a partition: traffic from From to To is dropped (and back, unless
@@ -153,9 +160,20 @@ func (p Policy) renderInet() string {
 func (g Guard) render(hook string, host bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\tchain %s_%s {\n", hook, chainName(g.Node))
-	for _, a := range g.Allow {
+	allows := g.Allow
+	if len(g.Host) > 0 {
+		allows = g.insideAllows()
+	}
+	for _, a := range allows {
 		var froms []string // "" when the host: output sends only the host's own packets
 		switch {
+		case a.dropHost:
+			for _, fam := range []string{"ip", "ip6"} {
+				if as := family(g.Host, fam); len(as) > 0 {
+					fmt.Fprintf(&b, "\t\t%s saddr %s counter drop comment \"lab: the host reaches %s only as its firewall allows\"\n", fam, addrSet(as), g.Node)
+				}
+			}
+			continue
 		case host && !a.Host:
 			continue
 		case host:
@@ -186,6 +204,26 @@ func (g Guard) render(hook string, host bool) string {
 	}
 	fmt.Fprintf(&b, "\t\tcounter drop comment \"lab: %s accepts only what its firewall allows\"\n\t}\n", g.Node)
 	return b.String()
+}
+
+// insideAllows is a guard's allows as the node enforces them itself: those
+// from the host first (from its addresses), then a drop of anything else
+// from the host, then the rest.
+func (g Guard) insideAllows() []Allowed {
+	var hosts, rest []Allowed
+	for _, a := range g.Allow {
+		if a.Host {
+			h := a
+			h.Host = false
+			for _, ad := range g.Host {
+				h.From = append(h.From, netip.PrefixFrom(ad, ad.BitLen()))
+			}
+			hosts = append(hosts, h)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return append(append(hosts, Allowed{dropHost: true}), rest...)
 }
 
 // family keeps the addresses of one family ("ip" or "ip6").

@@ -287,6 +287,9 @@ type Network struct {
 	Subnet6  netip.Prefix // invalid: IPv4 only
 	Gateway6 netip.Addr
 	Domain   string // the DNS domain of the lab's names
+	// Host and Host6 are this host's own port on the network, where lab
+	// and its user reach the nodes from (topology.Net.HostPort).
+	Host, Host6 netip.Addr
 }
 
 // Locator is a provider whose nodes live on one of several machines (an

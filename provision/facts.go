@@ -34,10 +34,11 @@ func Facts(lab *topology.Lab, n topology.Node) map[string]string {
 		if net := lab.Network(n.Interfaces[0].Network); net != nil {
 			f["LAB_DOMAIN"] = net.Domain
 			f["LAB_SUBNET"] = net.Subnet.String()
-			f["LAB_HOST_IP"] = net.Gateway.String()
+			host, host6 := net.HostAddrs()
+			f["LAB_HOST_IP"] = host.String()
 			if net.Subnet6.IsValid() {
 				f["LAB_SUBNET6"] = net.Subnet6.String()
-				f["LAB_HOST_IP6"] = net.Gateway6.String()
+				f["LAB_HOST_IP6"] = host6.String()
 			}
 		}
 	}

@@ -197,6 +197,13 @@ func TestFacts(t *testing.T) {
 	assert.Equal(t, six+"31 "+six+"32", f["LAB_ROLE_WEB_IPS6"])
 	assert.Equal(t, six+"1", f["LAB_HOST_IP6"])
 	assert.Equal(t, six+"/64", f["LAB_SUBNET6"])
+	// On a network a provider makes (an LXD cluster's), the host is a
+	// station at the subnet's last address, not the gateway.
+	lab.Networks[0].ProviderMade = true
+	f = Facts(lab, *lab.Node("web2"))
+	assert.Equal(t, "10.84.0.254", f["LAB_HOST_IP"])
+	assert.Equal(t, six+"254", f["LAB_HOST_IP6"])
+	lab.Networks[0].ProviderMade = false
 	hf := HostFacts(lab)
 	assert.Equal(t, six+"32", hf["LAB_NODE_WEB2_IP6"])
 	assert.NotContains(t, hf, "LAB_IP6")

@@ -102,6 +102,19 @@ type Net struct {
 	Gateway6 netip.Addr   `json:"address6,omitzero"`
 	Domain   string       `json:"domain"`
 	Auto     bool         `json:"auto,omitempty"` // the subnet was chosen, not written
+	// ProviderMade: the nodes' provider makes the network (an LXD
+	// cluster's; set by the engine): the host is a station on it, at
+	// HostPort, not its gateway.
+	ProviderMade bool `json:"provider_made,omitempty"`
+}
+
+// HostAddrs are the host's addresses on the network, as its nodes see it:
+// the gateway's, or on a network a provider makes, its port's.
+func (n Net) HostAddrs() (netip.Addr, netip.Addr) {
+	if n.ProviderMade {
+		return n.HostPort()
+	}
+	return n.Gateway, n.Gateway6
 }
 
 // Node is one machine of the lab.
@@ -156,6 +169,20 @@ func (n Node) IP6() netip.Addr {
 		return netip.Addr{}
 	}
 	return n.Interfaces[0].Addr6
+}
+
+// HostPort is this host's own address on a network a provider makes (an
+// LXD cluster's, whose gateway is on every member): the subnet's last
+// usable address, which no role block reaches (BlockSize keeps
+// ReservedHosts + MaxRoles*block below it), and in IPv6 the same host
+// number (invalid when the network is IPv4 only).
+func (n Net) HostPort() (netip.Addr, netip.Addr) {
+	host := 1<<(32-n.Subnet.Bits()) - 2
+	var v6 netip.Addr
+	if n.Subnet6.IsValid() {
+		v6 = HostAddr6(n.Subnet6, host)
+	}
+	return hostAddr(n.Subnet.Masked(), host), v6
 }
 
 // BridgeName is the Linux bridge of a lab's i-th network.
@@ -228,7 +255,7 @@ func Expand(t *Topology, subnets map[string]netip.Prefix) (*Lab, error) {
 				Spec:       r,
 				Privileged: r.IsPrivileged(),
 				Nesting:    r.IsNesting(),
-				Target:     r.TargetOf(),
+				Target:     r.TargetOf(idx),
 			}
 			for _, nn := range r.Networks {
 				net := byName[nn]

@@ -1,6 +1,9 @@
 package topology
 
-import "regexp"
+import (
+	"fmt"
+	"regexp"
+)
 
 // LXD is where a lab's nodes of provider lxd live: a remote of LXD's
 // client (lxc remote list; "" or local: the local LXD) and a project in
@@ -10,17 +13,30 @@ type LXD struct {
 	Project string `yaml:"project"`
 }
 
-// RoleLXD pins a role's nodes to a member of the cluster.
+// RoleLXD pins a role's nodes to members of the cluster.
 type RoleLXD struct {
-	Target string `yaml:"target"`
+	Target Members `yaml:"target"`
 }
 
-// TargetOf is the member the role's nodes are pinned to ("": anywhere).
-func (r *Role) TargetOf() string {
-	if r.LXD == nil {
+// Members are cluster members: one (target: m2) or a list (target: [m1,
+// m2]), which the role's nodes go round in order, one each: LXD 5.0 has
+// no rule to keep a role's nodes apart, and a lab that tests replication
+// across machines needs them apart.
+type Members []string
+
+// UnmarshalScalar takes one member written as a plain string.
+func (m *Members) UnmarshalScalar(s string) error {
+	*m = Members{s}
+	return nil
+}
+
+// TargetOf is the member node index (1-based) of the role is pinned to
+// ("": anywhere).
+func (r *Role) TargetOf(index int) string {
+	if r.LXD == nil || len(r.LXD.Target) == 0 || index < 1 {
 		return ""
 	}
-	return r.LXD.Target
+	return r.LXD.Target[(index-1)%len(r.LXD.Target)]
 }
 
 // lxdNameRe is what LXD takes as a remote, project or member name.
@@ -45,10 +61,18 @@ func (t *Topology) validateLXD(at reporter) {
 		switch {
 		case r.Provider != "lxd":
 			at(path, "pins nodes to an LXD cluster member, but role %s's provider is %s, not lxd", r.Role, r.Provider)
-		case r.LXD.Target == "":
-			at(path, "required in lxd: the cluster member to put the role's nodes on (lxc cluster list)")
-		case !lxdNameRe.MatchString(r.LXD.Target):
-			at(path, "%q: want a member name as lxc cluster list shows it", Cut(r.LXD.Target))
+			continue
+		case len(r.LXD.Target) == 0:
+			at(path, "required in lxd: the cluster member (or a list of members) to put the role's nodes on (lxc cluster list)")
+		}
+		for j, m := range r.LXD.Target {
+			p := path
+			if len(r.LXD.Target) > 1 {
+				p = rolePath(i, fmt.Sprintf("lxd.target[%d]", j))
+			}
+			if !lxdNameRe.MatchString(m) {
+				at(p, "%q: want a member name as lxc cluster list shows it", Cut(m))
+			}
 		}
 	}
 }

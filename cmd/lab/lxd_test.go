@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +39,7 @@ nodes:
     health: [{command: "ping -c1 -W2 web1 && ping -c1 -W2 web2.lxdl.lab"}]
     firewall:
       - allow: {from: [web1], icmp: true}
+      - allow: {from: [host], tcp: [7]}
 aliases: {www: web}
 `,
 		"web.sh": "#!/bin/sh\nset -e\necho \"$LAB_NODE\" > /srv/name\n",
@@ -81,6 +83,7 @@ aliases: {www: web}
 	assert.Contains(t, www, st["web2"].Addresses[0])
 	got, code = lab.Exec("web2", "ping", "-c1", "-W1", "db1")
 	assert.NotEqual(t, 0, code, "db1's firewall lets only web1 in: %s", got)
+	fromHost(t, st)
 
 	// Scale: a third web node, whose name db1 then resolves.
 	b, err := os.ReadFile(filepath.Join(lab.Dir, "lab.yaml"))
@@ -95,6 +98,23 @@ aliases: {www: web}
 
 	lab.MustRun("destroy")
 	assert.Empty(t, cl.Leaks(), "destroy leaves nothing in the cluster")
+}
+
+// The host reaches every node, on any member, at its own addresses: it is
+// a station on the lab's network (its port: providers/lxd/hostport.go),
+// and db1's firewall lets it in on TCP port 7 only.
+func fromHost(t *testing.T, st map[string]labtest.NodeStatus) {
+	port := "lab-lxdl-0-h"
+	for name, n := range st {
+		require.NotEmpty(t, n.Addresses6, name)
+		for _, a := range []string{n.Addresses[0], n.Addresses6[0]} {
+			labtest.RequireRouteVia(t, a, port)
+			assert.True(t, labtest.Reaches(net.JoinHostPort(a, "7")), "%s on %s: the host reaches %s", name, n.Member, a)
+		}
+	}
+	db1 := st["db1"].Addresses[0]
+	assert.False(t, labtest.Reaches(net.JoinHostPort(db1, "9")), "db1's firewall lets the host in on port 7 only")
+	assert.True(t, labtest.Reaches(net.JoinHostPort(st["web1"].Addresses[0], "9")), "web1 has no firewall")
 }
 
 // Pause and kill go through LXD's API; a role's alias leaves a paused

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -344,7 +345,7 @@ func failover(t *testing.T, l *labtest.Lab) {
 
 // scaling: app 2→3 and nginx 2→3, each on its own.
 func scaling(t *testing.T, l *labtest.Lab) {
-	src := labFile(t, mustRead(t, "lab.yaml"))
+	src := mustRead(t, filepath.Join(l.Dir, "lab.yaml")) // as the test wrote it
 	apps3 := withCount(t, src, "app", 3)
 	l.Write("lab.yaml", apps3)
 	_, stderr, code := l.Run("up")

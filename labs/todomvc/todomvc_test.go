@@ -131,7 +131,12 @@ func statusOK(url string) bool {
 
 func TestTodoMVC(t *testing.T) {
 	labtest.Integration(t)
-	l := labtest.New(t, name, copyLab(t))
+	e2e(t, labtest.New(t, name, copyLab(t)), nil)
+}
+
+// e2e is the whole test of the lab l, on this host (cl nil) or on the LXD
+// cluster cl (lxd_test.go).
+func e2e(t *testing.T, l *labtest.Lab, cl *labtest.LXDCluster) {
 	for _, n := range []string{"pg1", "pg2", "pg3"} {
 		l.OnFailure(n, "journalctl", "--no-pager", "-o", "short-precise", "-n", "60", "-u", "pg-agent", "-u", "postgresql@15-main")
 	}
@@ -144,8 +149,12 @@ func TestTodoMVC(t *testing.T) {
 	}
 	_, stderr, code := l.Run("up")
 	require.Equal(t, 0, code, "lab up:\n%s", stderr)
+	via := "lab-" + name + "-0"
+	if cl != nil {
+		via = spread(t, l, cl)
+	}
 	for _, a := range []string{nginx1, nginx2} {
-		labtest.RequireRouteVia(t, a, "lab-"+name+"-0")
+		labtest.RequireRouteVia(t, a, via)
 	}
 
 	// Add a todo through nginx1, read it back through nginx2.
@@ -240,8 +249,17 @@ func TestTodoMVC(t *testing.T) {
 	operations(t, l)
 	failover(t, l)
 	scaling(t, l)
-	faults(t, l)
-	snapshots(t, l)
+	faults(t, l, cl != nil)
+	if cl == nil {
+		snapshots(t, l)
+		return
+	}
+	_, stderr, code = l.Run("snapshot", "save", "e2e")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "provider lxd cannot snapshot", "not yet (docs/lxd.md)")
+	out, stderr, code := l.Run("test")
+	require.Equal(t, 0, code, out+stderr)
+	assert.Contains(t, out, "lab test: 4 tests passed")
 }
 
 // admGet fetches a page of adm1's status site from inside adm1 (the host is
@@ -334,7 +352,7 @@ func fault(t *testing.T, l *labtest.Lab, args ...string) string {
 }
 
 // faults breaks the lab as its users would test it.
-func faults(t *testing.T, l *labtest.Lab) {
+func faults(t *testing.T, l *labtest.Lab, onLXD bool) {
 	psql := func(node, sql string) (string, int) {
 		out, c := l.Exec(node, "runuser", "-u", "postgres", "--", "psql", "-d", "todo", "-qtAc", sql)
 		return strings.TrimSpace(out), c
@@ -376,6 +394,12 @@ func faults(t *testing.T, l *labtest.Lab) {
 	l.MustRun("fault", "heal", id)
 	eventually(t, "nginx2 serves again after its reboot", 30*time.Second, func() bool { return statusOK("http://" + nginx2 + "/api/ready") })
 
+	if onLXD {
+		_, stderr, code := l.Run("fault", "delay", primary, "300ms")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, stderr, "does not cross this host", "lab delays on this host's node ports")
+		return
+	}
 	// A slow primary: writes take longer, and still succeed. Every packet
 	// from the primary waits 300 ms, and an app that opens a connection
 	// to it (TCP, TLS, authentication) waits for each, so the claim is

@@ -27,7 +27,13 @@ type Net struct {
 	// Subnet6 and Gateway6: dual stack (invalid: IPv4 only).
 	Subnet6  netip.Prefix
 	Gateway6 netip.Addr
+	// Host and Host6 are this host's port on the network (hostport.go).
+	Host, Host6 netip.Addr
 }
+
+// tunnelGroup is the multicast group of every lab network's tunnels (each
+// has its own VXLAN id).
+const tunnelGroup = "239.0.0.1"
 
 // vni is the network's VXLAN id, from its name.
 func (n Net) vni() int {
@@ -54,7 +60,7 @@ func (n Net) config(clustered bool) map[string]string {
 	}
 	if clustered {
 		c["tunnel.t.protocol"] = "vxlan"
-		c["tunnel.t.group"] = "239.0.0.1"
+		c["tunnel.t.group"] = tunnelGroup
 		c["tunnel.t.id"] = fmt.Sprint(n.vni())
 		if n.TunnelDev != "" {
 			c["tunnel.t.interface"] = n.TunnelDev
@@ -67,6 +73,7 @@ func (n Net) config(clustered bool) map[string]string {
 type member struct {
 	Name   string `json:"server_name"`
 	Status string `json:"status"` // Online, Offline, …
+	URL    string `json:"url"`    // https://ADDRESS:8443
 }
 
 // members lists the cluster's members, sorted by name; none when LXD is not
@@ -170,12 +177,17 @@ func netName(bridge string) string {
 
 // netOf is a lab network as this provider makes it.
 func netOf(n providers.Network) Net {
-	return Net{Name: netName(n.Bridge), Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain}
+	return Net{Name: netName(n.Bridge), Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Domain: n.Domain, Host: n.Host, Host6: n.Host6}
 }
 
-// EnsureNetwork makes the lab network n across the cluster's members.
+// EnsureNetwork makes the lab network n across the cluster's members, and
+// this host's port on it.
 func (p *Provider) EnsureNetwork(ctx context.Context, _ string, n providers.Network) error {
-	return p.ensureNetwork(ctx, netOf(n))
+	ln := netOf(n)
+	if err := p.ensureNetwork(ctx, ln); err != nil {
+		return err
+	}
+	return p.ensureHostPort(ctx, ln)
 }
 
 // SetNames replaces the names n's DNS serves on every member.
@@ -183,7 +195,12 @@ func (p *Provider) SetNames(ctx context.Context, n providers.Network, hosts stri
 	return p.setHosts(ctx, netOf(n), hosts)
 }
 
-// RemoveNetwork deletes the lab network named bridge.
+// RemoveNetwork deletes this host's port on the lab network named bridge,
+// then the network.
 func (p *Provider) RemoveNetwork(ctx context.Context, _, bridge string) error {
-	return p.removeNetwork(ctx, netName(bridge))
+	name := netName(bridge)
+	if err := removeHostPort(ctx, name); err != nil {
+		return err
+	}
+	return p.removeNetwork(ctx, name)
 }
