@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -34,8 +35,9 @@ type app struct {
 	// missingSourcesOK: the command reads a lab file whose step files may be
 	// absent (lab graph).
 	missingSourcesOK bool
-	// lxd is the lab file's lxd: section, once it is read.
-	lxd topology.LXD
+	// lxd is the lab file's lxd: section, once it is read (lxdRead).
+	lxd     topology.LXD
+	lxdRead bool
 }
 
 // loadTopology reads the lab file named by -f, LAB_FILE or the default.
@@ -45,15 +47,42 @@ func (a *app) loadTopology() (*topology.Topology, error) {
 		MissingSources: a.missingSourcesOK,
 	})
 	if top != nil {
-		a.lxd = top.LXD
+		a.lxd, a.lxdRead = top.LXD, true
 	}
 	return top, err
 }
 
+// lxdPlaceFile keeps the lab file's lxd: section beside the state, for the
+// commands that work from the state alone (destroy with a broken lab
+// file): they must reach the same cluster, not the local LXD.
+func (a *app) lxdPlaceFile() string { return filepath.Join(a.stateDir(), "lxd.json") }
+
+// keepLXDPlace records the lab file's lxd: section (or forgets an empty
+// one), once the file was read.
+func (a *app) keepLXDPlace() {
+	if !a.lxdRead {
+		return
+	}
+	if a.lxd == (topology.LXD{}) {
+		_ = os.Remove(a.lxdPlaceFile())
+		return
+	}
+	if b, err := json.Marshal(a.lxd); err == nil && os.MkdirAll(a.stateDir(), 0o755) == nil {
+		_ = os.WriteFile(a.lxdPlaceFile(), b, 0o644)
+	}
+}
+
 // lxdPlace is where provider lxd makes nodes: LAB_LXD_REMOTE and
-// LAB_LXD_PROJECT (or the config file) over the lab file's lxd: section.
+// LAB_LXD_PROJECT (or the config file) over the lab file's lxd: section,
+// or when the file could not be read, over the one kept beside the state.
 func (a *app) lxdPlace() (remote, project string) {
-	remote, project = a.lxd.Remote, a.lxd.Project
+	place := a.lxd
+	if !a.lxdRead {
+		if b, err := os.ReadFile(a.lxdPlaceFile()); err == nil {
+			_ = json.Unmarshal(b, &place)
+		}
+	}
+	remote, project = place.Remote, place.Project
 	if a.set.LXDRemote != "" {
 		remote = a.set.LXDRemote
 	}
@@ -85,6 +114,9 @@ func (a *app) wire(sink engine.Sink, readOnly bool) *engine.Engine {
 	made := map[string]providers.Provider{}
 	pcfg := providers.Config{LXCPath: a.set.LXCPath, Accel: a.set.LibvirtAccel, ReadOnly: readOnly}
 	pcfg.LXDRemote, pcfg.LXDProject = a.lxdPlace()
+	if !readOnly {
+		a.keepLXDPlace()
+	}
 	var limits engine.Limits
 	if !readOnly {
 		limits = host.Default

@@ -1,8 +1,10 @@
 package todomvc
 
 import (
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,4 +53,45 @@ func spread(t *testing.T, l *labtest.Lab, cl *labtest.LXDCluster) string {
 	ports := cl.HostPorts()
 	require.Len(t, ports, 1, "this host's port on the lab's one network")
 	return ports[0]
+}
+
+// BenchmarkUpOnLXD reports the whole lab's up, to every health check
+// green, on local LXC and on a 3-member LXD cluster (the test bed), in the
+// same run; the cluster's includes importing the image into LXD's store
+// (destroy leaves no image of the lab behind).
+func BenchmarkUpOnLXD(b *testing.B) {
+	labtest.Integration(b)
+	cl := labtest.NewLXDCluster(b, 3, "10.97.244")
+	t := &testing.T{}
+	files := copyLab(t)
+	local := labtest.New(b, name, files)
+	local.MustRun("image", "build")
+	lxdFiles := copyLab(t)
+	lxdFiles["lab.yaml"] = onLXD(t, lxdFiles["lab.yaml"])
+	cluster := labtest.New(b, name, lxdFiles)
+	cluster.Env = cl.Env
+	var locals, ups, destroys []time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		local.MustRun("up")
+		locals = append(locals, time.Since(start))
+		local.MustRun("destroy")
+		start = time.Now()
+		cluster.MustRun("up")
+		ups = append(ups, time.Since(start))
+		start = time.Now()
+		cluster.MustRun("destroy")
+		destroys = append(destroys, time.Since(start))
+	}
+	med := func(d []time.Duration) float64 {
+		s := append([]time.Duration(nil), d...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2].Seconds()
+	}
+	l, u := med(locals), med(ups)
+	b.ReportMetric(l, "up-lxc-s")
+	b.ReportMetric(u, "up-lxd-s")
+	b.ReportMetric(u/l, "lxd/lxc")
+	b.ReportMetric(med(destroys), "destroy-lxd-s")
+	b.Logf("todomvc, warm cache: up on local LXC %.1fs; on a 3-member LXD cluster %.1fs (%.1fx, image import included); destroy there %.1fs", l, u, u/l, med(destroys))
 }
