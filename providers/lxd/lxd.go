@@ -41,7 +41,7 @@ func New(remote, project string) *Provider {
 func (p *Provider) Name() string { return "lxd" }
 
 func (p *Provider) Info() providers.Info {
-	return providers.Info{OwnsNetwork: true, Remote: true, Pause: true, StreamsOutput: true, UserNamespaces: true}
+	return providers.Info{OwnsNetwork: true, Remote: true, Pause: true, StreamsOutput: true, UserNamespaces: true, Snapshots: true}
 }
 
 // ImagePackages: what LXC's containers have, and nftables: a node on an
@@ -75,7 +75,9 @@ func createRequest(n providers.Node) map[string]any {
 		config["limits.memory"] = strconv.FormatInt(n.Memory, 10)
 	}
 	devices := map[string]any{}
-	var raw []string
+	// The node's own name from its first boot, as on the LXC provider (LXD
+	// would name it after the instance, LAB-NODE, until lab sets it).
+	raw := []string{"lxc.uts.name = " + n.Name}
 	for i, ifc := range n.Interfaces {
 		name := fmt.Sprintf("eth%d", i)
 		devices[name] = map[string]string{"type": "nic", "network": netName(ifc.Bridge), "name": name}
@@ -90,9 +92,7 @@ func createRequest(n providers.Node) map[string]any {
 			raw = append(raw, fmt.Sprintf("lxc.sysctl.net.ipv6.conf.%s.accept_ra = 0", name), fmt.Sprintf("lxc.sysctl.net.ipv6.conf.%s.autoconf = 0", name))
 		}
 	}
-	if len(raw) > 0 {
-		config["raw.lxc"] = strings.Join(raw, "\n")
-	}
+	config["raw.lxc"] = strings.Join(raw, "\n")
 	return map[string]any{
 		"name":    instance(n),
 		"type":    "container",

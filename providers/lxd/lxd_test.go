@@ -28,7 +28,7 @@ func TestCreateRequest(t *testing.T) {
 	assert.Equal(t, "1", c["limits.cpu"])
 	assert.Equal(t, "536870912", c["limits.memory"])
 	assert.Equal(t, "/src/todomvc/.lab", c["user.lab.owner"])
-	assert.Equal(t, "lxc.net.0.ipv4.address = 10.80.0.31/24\nlxc.net.0.ipv6.address = fd00::31/64\n"+
+	assert.Equal(t, "lxc.uts.name = pg1\nlxc.net.0.ipv4.address = 10.80.0.31/24\nlxc.net.0.ipv6.address = fd00::31/64\n"+
 		"lxc.sysctl.net.ipv6.conf.eth0.accept_ra = 0\nlxc.sysctl.net.ipv6.conf.eth0.autoconf = 0", c["raw.lxc"])
 	assert.Equal(t, map[string]string{"type": "nic", "network": "lab-todomvc-0", "name": "eth0"}, r["devices"].(map[string]any)["eth0"])
 }

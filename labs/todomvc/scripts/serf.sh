@@ -8,6 +8,13 @@ set -euo pipefail
 mkdir -p /etc/serf /var/lib/serf
 # Tags live in a tags file so `serf tags -set` survives restarts.
 [ -f /var/lib/serf/tags.json ] || echo "{\"role\": \"$LAB_ROLE\"}" > /var/lib/serf/tags.json
+# The lab's own gossip key: an agent that is not the lab's (Serf's package
+# starts one with its default configuration at boot, until this script
+# restarts it) can never be joined. Without it a node could join adm1's
+# boot-time agent in the moment before adm1 restarts it, see it leave, and
+# stay alone: retry_join stops at the first success, and Serf does not
+# reconnect to a member that left.
+key=$(python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(sys.argv[1].encode()).digest()[:16]).decode())' "lab/$LAB_NAME")
 handler=""
 if [ -x /usr/local/bin/lab-discovery ]; then
   handler='"event_handlers": ["/usr/local/bin/lab-discovery event"],'
@@ -18,6 +25,7 @@ cat > /etc/serf/lab.json <<JSON
   "bind": "$LAB_IP:7946",
   "advertise": "$LAB_IP:7946",
   "rpc_addr": "0.0.0.0:7373",
+  "encrypt_key": "$key",
   "tags_file": "/var/lib/serf/tags.json",
   $handler
   "profile": "local",
