@@ -93,6 +93,7 @@ aliases: {www: web}
 	got, code = lab.Exec("db1", "ping", "-c1", "-W2", "web3")
 	require.Equal(t, 0, code, got)
 
+	lxdSnapshots(t, lab)
 	lxdFaults(t, lab, st)
 	lxdOffline(t, lab, cl)
 
@@ -115,6 +116,35 @@ func fromHost(t *testing.T, st map[string]labtest.NodeStatus) {
 	db1 := st["db1"].Addresses[0]
 	assert.False(t, labtest.Reaches(net.JoinHostPort(db1, "9")), "db1's firewall lets the host in on port 7 only")
 	assert.True(t, labtest.Reaches(net.JoinHostPort(st["web1"].Addresses[0], "9")), "web1 has no firewall")
+}
+
+// A node's snapshot is its instance as LXD exports it: restored, the node
+// is as saved, on its member, at its address; a clone takes the disk and
+// gets its own name, address and steps.
+func lxdSnapshots(t *testing.T, lab *labtest.Lab) {
+	before := lab.Status()
+	_, code := lab.Exec("web1", "sh", "-c", "echo saved > /srv/mark")
+	require.Equal(t, 0, code)
+	lab.MustRun("snapshot", "save", "s1", "web1")
+	_, code = lab.Exec("web1", "sh", "-c", "echo changed > /srv/mark")
+	require.Equal(t, 0, code)
+	lab.MustRun("snapshot", "restore", "s1", "web1")
+	got, code := lab.Exec("web1", "cat", "/srv/mark")
+	require.Equal(t, 0, code, got)
+	assert.Equal(t, "saved\n", got)
+	after := lab.Status()["web1"]
+	assert.Equal(t, before["web1"].Member, after.Member, "restored on its member")
+	assert.Equal(t, "running", after.State)
+	got, code = lab.Exec("web2", "ping", "-c1", "-W2", "web1")
+	assert.Equal(t, 0, code, "web1 at its address: %s", got)
+
+	lab.MustRun("clone", "web1", "web3")
+	got, code = lab.Exec("web3", "sh", "-c", "cat /srv/mark /srv/name; hostname; ip -4 -o addr show eth0")
+	require.Equal(t, 0, code, got)
+	assert.Regexp(t, `^saved\nweb3\nweb3\n.* `+regexp.QuoteMeta(lab.Status()["web3"].Addresses[0])+`/24 `, got, "web1's disk, web3's name, steps and address")
+	got, code = lab.Exec("db1", "ping", "-c1", "-W2", "web3")
+	assert.Equal(t, 0, code, got)
+	lab.MustRun("snapshot", "rm", "s1")
 }
 
 // Pause and kill go through LXD's API; a role's alias leaves a paused

@@ -14,9 +14,10 @@ import (
 
 // The same lab, the same test, on a 3-member LXD cluster (#21: the test
 // bed of docs/lxd.md): provider lxd, the pg nodes one per member, so that
-// replication and discovery cross members. What the provider cannot do is
-// refused with its reason: a delay (lab delays on this host's node ports)
-// and snapshots.
+// replication and discovery cross members; snapshots are LXD exports, and
+// the CI recipe (export, lab test --from in a fresh folder) runs on the
+// cluster. A delay, which lab makes on this host's node ports, is refused
+// with its reason.
 func TestTodoMVCOnLXD(t *testing.T) {
 	labtest.Integration(t)
 	cl := labtest.NewLXDCluster(t, 3, "10.97.244")
