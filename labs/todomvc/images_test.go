@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
@@ -74,11 +73,6 @@ func BenchmarkImageBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		whole = append(whole, time.Since(start))
-	}
-	med := func(d []time.Duration) float64 {
-		s := append([]time.Duration(nil), d...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2].Seconds()
 	}
 	b.ReportMetric(med(layered), "layered-s")
 	b.ReportMetric(med(whole), "whole-s")

@@ -1,7 +1,6 @@
 package todomvc
 
 import (
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -83,11 +82,6 @@ func BenchmarkUpOnLXD(b *testing.B) {
 		start = time.Now()
 		cluster.MustRun("destroy")
 		destroys = append(destroys, time.Since(start))
-	}
-	med := func(d []time.Duration) float64 {
-		s := append([]time.Duration(nil), d...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2].Seconds()
 	}
 	l, u := med(locals), med(ups)
 	b.ReportMetric(l, "up-lxc-s")

@@ -434,15 +434,17 @@ func BenchmarkUp(b *testing.B) {
 		l.MustRun("destroy")
 		destroys = append(destroys, time.Since(start))
 	}
-	med := func(d []time.Duration) float64 {
-		s := append([]time.Duration(nil), d...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2].Seconds()
-	}
 	b.ReportMetric(med(ups), "up-s")
 	b.ReportMetric(med(scales), "scale2to4-s")
 	b.ReportMetric(med(destroys), "destroy-s")
 	b.Logf("todomvc, warm cache: up to all health checks green %.1fs (goal <30s), nginx 2→4 %.1fs, destroy %.2fs", med(ups), med(scales), med(destroys))
+}
+
+// med is the median of durations, in seconds.
+func med(d []time.Duration) float64 {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2].Seconds()
 }
 
 // BenchmarkSnapshot reports, for the whole todomvc lab: a save (and how long
@@ -484,11 +486,6 @@ func BenchmarkSnapshot(b *testing.B) {
 		start = time.Now()
 		l.MustRun("test", "--from", file) // up, the file's tests, destroy
 		tests = append(tests, time.Since(start))
-	}
-	med := func(d []time.Duration) float64 {
-		s := append([]time.Duration(nil), d...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2].Seconds()
 	}
 	sort.Float64s(frozen)
 	b.ReportMetric(med(ups), "up-s")

@@ -100,3 +100,19 @@ func TestNoClient(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "node n1: lxd local: state of x-n1: provider lxd drives LXD through its client, lxc, which is not installed (Debian: apt install lxd-client)")
 }
+
+// A restored instance has lab's configuration for its node, the saved
+// disk's shift state, and the MACs of the instance it replaces (a clone
+// of web1 into web3 is reached at web3's MAC, which web3's neighbours
+// know), never the saved node's name or addresses.
+func TestRestoredConfig(t *testing.T) {
+	lab := map[string]string{"user.lab.node": "web3", "raw.lxc": "lxc.net.0.ipv4.address = 10.80.0.13/24"}
+	saved := map[string]string{"user.lab.node": "web1", "raw.lxc": "lxc.net.0.ipv4.address = 10.80.0.11/24",
+		"volatile.eth0.hwaddr": "00:16:3e:00:00:01", "volatile.last_state.idmap": "[saved]", "volatile.idmap.next": "[saved]", "volatile.uuid": "u1"}
+	replaced := map[string]string{"volatile.eth0.hwaddr": "00:16:3e:00:00:03", "volatile.last_state.idmap": "[fresh]", "volatile.uuid": "u3"}
+	assert.Equal(t, map[string]string{
+		"user.lab.node": "web3", "raw.lxc": "lxc.net.0.ipv4.address = 10.80.0.13/24",
+		"volatile.eth0.hwaddr": "00:16:3e:00:00:03", "volatile.uuid": "u3",
+		"volatile.last_state.idmap": "[saved]", "volatile.idmap.next": "[saved]",
+	}, restoredConfig(lab, saved, replaced))
+}

@@ -44,7 +44,8 @@ func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string
 		return fmt.Errorf("node %s: no saved instance in %s", n.Name, dir)
 	}
 	var cur struct {
-		Location string `json:"location"`
+		Location string            `json:"location"`
+		Config   map[string]string `json:"config"`
 	}
 	if err := p.c.query(ctx, "GET", "/1.0/instances/"+instance(n), nil, &cur); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
@@ -77,7 +78,7 @@ func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string
 			return fmt.Errorf("node %s: back to member %s: %w", n.Name, cur.Location, err)
 		}
 	}
-	return p.reconfigure(ctx, n, in.Architecture, in.Config)
+	return p.reconfigure(ctx, n, in.Architecture, in.Config, cur.Config)
 }
 
 // TakeDisk is RestoreDisk: the export is read, not moved.
@@ -86,25 +87,36 @@ func (p *Provider) TakeDisk(ctx context.Context, n providers.Node, dir string) e
 }
 
 // reconfigure gives an imported instance lab's configuration for n, and
-// keeps LXD's own state of its disk (volatile.*: how its files are
-// shifted) and, for the same node, its MACs (its neighbours' caches keep
-// them); a copy under another name gets new ones.
-func (p *Provider) reconfigure(ctx context.Context, n providers.Node, arch string, saved map[string]string) error {
+// keeps LXD's state of the saved disk (diskKey) and the rest of the
+// replaced instance's (its MACs above all: its neighbours' ARP caches hold
+// them, and a clone into a running node keeps being reached).
+func (p *Provider) reconfigure(ctx context.Context, n providers.Node, arch string, saved, replaced map[string]string) error {
 	req := createRequest(n)
-	config := req["config"].(map[string]string)
-	sameNode := saved["user.lab.node"] == n.Name
-	for k, v := range saved {
-		if !strings.HasPrefix(k, "volatile.") {
-			continue
-		}
-		if strings.HasSuffix(k, ".hwaddr") && !sameNode {
-			continue
-		}
-		config[k] = v
-	}
-	body := map[string]any{"architecture": arch, "config": config, "devices": req["devices"], "profiles": []string{"default"}}
+	body := map[string]any{"architecture": arch, "config": restoredConfig(req["config"].(map[string]string), saved, replaced), "devices": req["devices"], "profiles": []string{"default"}}
 	if err := p.c.query(ctx, "PUT", "/1.0/instances/"+instance(n), body, nil); err != nil {
 		return fmt.Errorf("node %s: configuration: %w", n.Name, err)
 	}
 	return nil
+}
+
+// restoredConfig is lab's configuration for a node, with LXD's state of
+// the saved disk and of the instance it replaces.
+func restoredConfig(config, saved, replaced map[string]string) map[string]string {
+	for k, v := range replaced {
+		if strings.HasPrefix(k, "volatile.") && !diskKey(k) {
+			config[k] = v
+		}
+	}
+	for k, v := range saved {
+		if diskKey(k) {
+			config[k] = v
+		}
+	}
+	return config
+}
+
+// diskKey tells the keys of LXD's state that describe an instance's disk:
+// how its files are shifted, and the image it came from.
+func diskKey(k string) bool {
+	return strings.HasPrefix(k, "volatile.idmap.") || k == "volatile.last_state.idmap" || k == "volatile.base_image"
 }
