@@ -184,7 +184,13 @@ func (c *call) guardAllInside() error {
 			if err != nil {
 				return err
 			}
-			return c.guardInside(ctx, n, p, c.nodeTarget(n, nil))
+			tgt := c.nodeTarget(n, nil)
+			// A node whose instance is gone (its member left the cluster)
+			// or stopped gets its rules when it boots (bootNode).
+			if st, err := p.State(ctx, tgt); err == nil && st != providers.Running {
+				return nil
+			}
+			return c.guardInside(ctx, n, p, tgt)
 		})
 	}
 	return g.Wait()

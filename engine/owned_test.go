@@ -45,6 +45,22 @@ func TestProviderOwnsNetwork(t *testing.T) {
 	assert.True(t, r.nets.bridges["lab-e-0"])
 }
 
+// A node whose instance went away with its member (removed from the
+// cluster) is made again by the next up: lab does not first try to load
+// its firewall into an instance that is not there.
+func TestOwnedNodeGoneIsMadeAgain(t *testing.T) {
+	r := newRig(t)
+	r.p.Caps.OwnsNetwork = true
+	e := r.engine()
+	top := r.topo(t, 1, 1)
+	_, err := e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	require.NoError(t, r.p.Destroy(context.Background(), providers.Node{Name: "pg1"}))
+	_, err = e.Up(context.Background(), top, UpOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, providers.Running, r.p.Nodes()["pg1"])
+}
+
 // Nodes on a cluster member that went offline: status says which and
 // where; up refuses to go on, naming them, until the member is back.
 func TestOfflineMember(t *testing.T) {

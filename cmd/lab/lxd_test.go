@@ -96,6 +96,7 @@ aliases: {www: web}
 	lxdSnapshots(t, lab)
 	lxdFaults(t, lab, st)
 	lxdOffline(t, lab, cl)
+	lxdMemberRemoved(t, lab, cl)
 
 	lab.MustRun("destroy")
 	assert.Empty(t, cl.Leaks(), "destroy leaves nothing in the cluster")
@@ -206,4 +207,33 @@ func lxdOffline(t *testing.T, lab *labtest.Lab, cl *labtest.LXDCluster) {
 	relinked = true
 	labtest.Eventually(t, 90*time.Second, time.Second, "db1 back", func() bool { return lab.Status()["db1"].State == "running" })
 	lab.MustRun("up")
+}
+
+// A member that does not come back, removed from the cluster: up says why
+// it cannot make a node pinned to it, and with the pin gone makes every
+// node it held again on the others.
+func lxdMemberRemoved(t *testing.T, lab *labtest.Lab, cl *labtest.LXDCluster) {
+	cl.Link(t, "m3", false)
+	labtest.Eventually(t, 90*time.Second, time.Second, "db1 unreachable on m3", func() bool { return lab.Status()["db1"].State == "unreachable" })
+	var lost []string
+	for name, n := range lab.Status() {
+		if n.Member == "m3" {
+			lost = append(lost, name)
+		}
+	}
+	cl.Lxc(t, "cluster", "remove", "m3", "--force", "--yes")
+	_, errs, code := lab.Run("up")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "node db1: lxd local: create instance lxdl-db1 on member m3: Cluster member not found")
+	b, err := os.ReadFile(filepath.Join(lab.Dir, "lab.yaml"))
+	require.NoError(t, err)
+	lab.Write("lab.yaml", strings.Replace(string(b), "    lxd: {target: m3}\n", "", 1))
+	lab.MustRun("up")
+	st := lab.Status()
+	for _, name := range lost {
+		assert.Equal(t, "running", st[name].State, name)
+		assert.Contains(t, []string{"m1", "m2"}, st[name].Member, "%s made again on a member that is left", name)
+	}
+	got, code := lab.Exec("web1", "ping", "-c1", "-W2", "db1")
+	assert.Equal(t, 0, code, got)
 }

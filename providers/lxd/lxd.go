@@ -121,10 +121,7 @@ func (p *Provider) Create(ctx context.Context, n providers.Node) error {
 		path += "?target=" + n.Target
 	}
 	if err := p.c.query(ctx, "POST", path, createRequest(n), nil); err != nil {
-		if n.Target != "" {
-			return fmt.Errorf("node %s: on member %s: %w", n.Name, n.Target, err)
-		}
-		return fmt.Errorf("node %s: %w", n.Name, err)
+		return fmt.Errorf("node %s: %w", n.Name, err) // the operation names the member
 	}
 	return nil
 }
