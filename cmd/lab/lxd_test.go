@@ -76,6 +76,12 @@ aliases: {www: web}
 	require.Equal(t, 0, code, got6)
 	assert.Regexp(t, "^"+regexp.QuoteMeta(st["db1"].Addresses6[0])+` +db1\.lxdl\.lab\nreached\n$`, got6, "dual stack across members, as on one host")
 	assert.Contains(t, got, "web1\n", "provisioned")
+	assert.Equal(t, "web1\n", lab.MustRun("ssh", "web1", "--", "cat", "/srv/name"), "lab ssh goes through LXD")
+	_, code = lab.Exec("web2", "logger", "-t", "lxdtest", "a line for lab logs")
+	require.Equal(t, 0, code)
+	labtest.Eventually(t, 10*time.Second, 250*time.Millisecond, "web2's journal through lab logs", func() bool {
+		return strings.Contains(lab.MustRun("logs", "web2"), "a line for lab logs")
+	})
 	assert.Contains(t, got, "reached")
 	www, code := lab.Exec("db1", "getent", "ahostsv4", "www")
 	require.Equal(t, 0, code, www)
