@@ -65,20 +65,21 @@ func (e *Engine) expand(ctx context.Context, top *topology.Topology, st *state.S
 	if err != nil {
 		return nil, err
 	}
-	e.markUnprivileged(lab)
+	e.markProviders(lab)
 	return lab, nil
 }
 
-// markUnprivileged says which nodes run in a user namespace: those of a
-// provider that can, unless the lab file says privileged; and which
-// networks their provider makes (topology.Net.ProviderMade).
-func (e *Engine) markUnprivileged(lab *topology.Lab) {
+// markProviders says what the providers make of the lab: which nodes run
+// in a user namespace (those of a provider that can, unless the lab file
+// says privileged), and which networks their provider makes
+// (topology.Net.ProviderMade).
+func (e *Engine) markProviders(lab *topology.Lab) {
 	for i := range lab.Nodes {
 		n := &lab.Nodes[i]
 		p, err := e.provider(n.Provider)
 		n.Unprivileged = err == nil && p.Info().UserNamespaces && !n.Privileged
 	}
 	for i := range lab.Networks {
-		lab.Networks[i].ProviderMade = (&call{e: e, lab: lab}).providerOwns(lab.Networks[i])
+		lab.Networks[i].ProviderMade = e.providerOwns(lab, lab.Networks[i])
 	}
 }

@@ -240,14 +240,16 @@ func (c *call) ensureNetwork(n topology.Net) error {
 // providerOwns tells whether every node on a network is of a provider that
 // makes its nodes' network itself (Info.OwnsNetwork): then lab makes no
 // bridge for it.
-func (c *call) providerOwns(n topology.Net) bool {
+func (c *call) providerOwns(n topology.Net) bool { return c.e.providerOwns(c.lab, n) }
+
+func (e *Engine) providerOwns(lab *topology.Lab, n topology.Net) bool {
 	owned := false
-	for _, node := range c.lab.Nodes {
+	for _, node := range lab.Nodes {
 		for _, ifc := range node.Interfaces {
 			if ifc.Network != n.Name {
 				continue
 			}
-			p, err := c.e.provider(node.Provider)
+			p, err := e.provider(node.Provider)
 			if err != nil || !p.Info().OwnsNetwork {
 				return false
 			}

@@ -69,8 +69,6 @@ type Allowed struct {
 	TCP  []string // "5432", "8000-8010"
 	UDP  []string
 	ICMP bool
-
-	dropHost bool // insideAllows: where the host's other traffic is dropped
 }
 
 // Cut is a partition: traffic from From to To is dropped (and back, unless
@@ -156,49 +154,35 @@ func (p Policy) renderInet() string {
 	return b.String()
 }
 
-// render is a guarded node's chain: its allow rules, then drop.
+// render is a guarded node's chain: its allow rules, then drop. A guard
+// the node enforces itself (Host set) takes the allows from the host
+// first (from its addresses), then drops anything else from the host,
+// then takes the rest.
 func (g Guard) render(hook string, host bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\tchain %s_%s {\n", hook, chainName(g.Node))
-	allows := g.Allow
-	if len(g.Host) > 0 {
-		allows = g.insideAllows()
-	}
-	for _, a := range allows {
-		var froms []string // "" when the host: output sends only the host's own packets
-		switch {
-		case a.dropHost:
-			for _, fam := range []string{"ip", "ip6"} {
-				if as := family(g.Host, fam); len(as) > 0 {
-					fmt.Fprintf(&b, "\t\t%s saddr %s counter drop comment \"lab: the host reaches %s only as its firewall allows\"\n", fam, addrSet(as), g.Node)
+	if len(g.Host) == 0 {
+		for _, a := range g.Allow {
+			writeAllow(&b, a, host)
+		}
+	} else {
+		for _, a := range g.Allow {
+			if a.Host {
+				a.Host = false
+				for _, ad := range g.Host {
+					a.From = append(a.From, netip.PrefixFrom(ad, ad.BitLen()))
 				}
-			}
-			continue
-		case host && !a.Host:
-			continue
-		case host:
-			froms = []string{""}
-		default:
-			for _, fam := range []string{"ip", "ip6"} {
-				if ps := prefixFamily(a.From, fam); len(ps) > 0 {
-					froms = append(froms, fam+" saddr "+prefixSet(ps)+" ")
-				}
+				writeAllow(&b, a, false)
 			}
 		}
-		for _, from := range froms {
-			if len(a.TCP) > 0 {
-				fmt.Fprintf(&b, "\t\t%stcp dport { %s } accept\n", from, strings.Join(a.TCP, ", "))
+		for _, fam := range []string{"ip", "ip6"} {
+			if as := family(g.Host, fam); len(as) > 0 {
+				fmt.Fprintf(&b, "\t\t%s saddr %s counter drop comment \"lab: the host reaches %s only as its firewall allows\"\n", fam, addrSet(as), g.Node)
 			}
-			if len(a.UDP) > 0 {
-				fmt.Fprintf(&b, "\t\t%sudp dport { %s } accept\n", from, strings.Join(a.UDP, ", "))
-			}
-			if a.ICMP {
-				if from == "" || strings.HasPrefix(from, "ip ") {
-					fmt.Fprintf(&b, "\t\t%sicmp type echo-request accept\n", from)
-				}
-				if from == "" || strings.HasPrefix(from, "ip6 ") {
-					fmt.Fprintf(&b, "\t\t%sicmpv6 type echo-request accept\n", from)
-				}
+		}
+		for _, a := range g.Allow {
+			if !a.Host {
+				writeAllow(&b, a, false)
 			}
 		}
 	}
@@ -206,24 +190,38 @@ func (g Guard) render(hook string, host bool) string {
 	return b.String()
 }
 
-// insideAllows is a guard's allows as the node enforces them itself: those
-// from the host first (from its addresses), then a drop of anything else
-// from the host, then the rest.
-func (g Guard) insideAllows() []Allowed {
-	var hosts, rest []Allowed
-	for _, a := range g.Allow {
-		if a.Host {
-			h := a
-			h.Host = false
-			for _, ad := range g.Host {
-				h.From = append(h.From, netip.PrefixFrom(ad, ad.BitLen()))
+// writeAllow writes one allow rule's accepts: in the host's output chain
+// (host) only those from the host, else those from its addresses.
+func writeAllow(b *strings.Builder, a Allowed, host bool) {
+	var froms []string // "" when the host: output sends only the host's own packets
+	switch {
+	case host && !a.Host:
+		return
+	case host:
+		froms = []string{""}
+	default:
+		for _, fam := range []string{"ip", "ip6"} {
+			if ps := prefixFamily(a.From, fam); len(ps) > 0 {
+				froms = append(froms, fam+" saddr "+prefixSet(ps)+" ")
 			}
-			hosts = append(hosts, h)
-		} else {
-			rest = append(rest, a)
 		}
 	}
-	return append(append(hosts, Allowed{dropHost: true}), rest...)
+	for _, from := range froms {
+		if len(a.TCP) > 0 {
+			fmt.Fprintf(b, "\t\t%stcp dport { %s } accept\n", from, strings.Join(a.TCP, ", "))
+		}
+		if len(a.UDP) > 0 {
+			fmt.Fprintf(b, "\t\t%sudp dport { %s } accept\n", from, strings.Join(a.UDP, ", "))
+		}
+		if a.ICMP {
+			if from == "" || strings.HasPrefix(from, "ip ") {
+				fmt.Fprintf(b, "\t\t%sicmp type echo-request accept\n", from)
+			}
+			if from == "" || strings.HasPrefix(from, "ip6 ") {
+				fmt.Fprintf(b, "\t\t%sicmpv6 type echo-request accept\n", from)
+			}
+		}
+	}
 }
 
 // family keeps the addresses of one family ("ip" or "ip6").

@@ -172,10 +172,19 @@ func (p *Provider) checkOwner(ctx context.Context, n providers.Node) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	if owner := in.Config["user.lab.owner"]; owner != n.Owner || in.Config["user.lab.node"] != n.Name {
-		return nil, &providers.OwnerError{Node: n.Name, ID: p.c.where(instance(n)), Owner: owner}
+	if err := p.owns(n, in.Config); err != nil {
+		return nil, err
 	}
 	return in.Config, nil
+}
+
+// owns refuses an instance, by its configuration, that this lab did not
+// make for n.
+func (p *Provider) owns(n providers.Node, config map[string]string) error {
+	if owner := config["user.lab.owner"]; owner != n.Owner || config["user.lab.node"] != n.Name {
+		return &providers.OwnerError{Node: n.Name, ID: p.c.where(instance(n)), Owner: owner}
+	}
+	return nil
 }
 
 // Destroy removes the instance, running or not, and the image it was made

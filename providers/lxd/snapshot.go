@@ -50,7 +50,7 @@ func (p *Provider) RestoreDisk(ctx context.Context, n providers.Node, dir string
 	if err := p.c.query(ctx, "GET", "/1.0/instances/"+instance(n), nil, &cur); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	if _, err := p.checkOwner(ctx, n); err != nil {
+	if err := p.owns(n, cur.Config); err != nil {
 		return err
 	}
 	if _, err := p.c.run(ctx, nil, "delete", "--force", p.c.where(instance(n))); err != nil && !notFound(err) {
